@@ -1,0 +1,242 @@
+"""convert.py: Hugging Face Pix2Struct-DocVQA -> a checked ONNX model folder.
+
+The folder is built in a hidden temporary folder beside the target and renamed into place only
+after the fidelity check passes: an interrupted or failed conversion leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .cli_common import OneLineParser, run_main
+from .errors import ConversionError, InputError
+from .folder import (CONFIG_FILE, FONT_FILE, MANIFEST_FILE, MAX_NEW_TOKENS_CAP, TOKENIZER_FILE,
+                     GenerationConfig, ModelConfig, PreprocessConfig, describe_files, open_model_folder)
+from .source import DEFAULT_MODEL, fetch_font, resolve_model
+
+PROG = "convert.py"
+DEFAULT_OPSET = 17
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="Convert Pix2Struct-DocVQA from Hugging Face to an ONNX "
+                                                  "model folder, and prove it answers like PyTorch.")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"Hub id or local Hugging Face folder (default {DEFAULT_MODEL})")
+    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    parser.add_argument("--output", default="model", help="model folder to write (default ./model)")
+    parser.add_argument("--font", default=None,
+                        help="TrueType font for the question header (default: the Arial that transformers "
+                             "downloads; needed offline)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="default answer length limit stored in the folder "
+                             "(default: the model's generation config, as transformers' generate)")
+    return parser
+
+
+class Progress:
+    """Numbered stages with elapsed time, on stderr."""
+
+    def __init__(self, total: int):
+        self.total, self.index, self.started = total, 0, time.perf_counter()
+
+    def stage(self, text: str) -> None:
+        self.index += 1
+        print(f"[{self.index}/{self.total}] {text} ({time.perf_counter() - self.started:.1f}s)",
+              file=sys.stderr, flush=True)
+
+    @staticmethod
+    def detail(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def staging_folder(target: Path, force: bool):
+    """Yield a temporary folder beside target; move it to target on success, delete it otherwise."""
+    if target.exists() and not target.is_dir():
+        raise InputError(f"output {target} exists and is not a folder; choose another --output")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise InputError(f"output folder {target} is not empty; pass --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the folder is meant to be shared
+
+    def on_term(signum, frame):  # SIGTERM unwinds like Ctrl-C so the cleanup below runs
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    try:
+        yield staging
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            target.rename(retired / "old")
+            staging.rename(target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "numpy", "pillow"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def generation_settings(model, tokenizer, max_new_tokens: int | None) -> GenerationConfig:
+    """Greedy settings as transformers' generate would use them for this checkpoint."""
+    gen = model.generation_config
+    if max_new_tokens is None:
+        # generate() stops at max_new_tokens if set, else at max_length counting the start token.
+        max_new_tokens = gen.max_new_tokens or max(1, (gen.max_length or 20) - 1)
+    start = gen.decoder_start_token_id
+    if start is None:
+        start = model.config.decoder_start_token_id
+    eos = gen.eos_token_id if gen.eos_token_id is not None else model.config.text_config.eos_token_id
+    if isinstance(eos, list):
+        eos = eos[0]
+    pad = gen.pad_token_id if gen.pad_token_id is not None else model.config.text_config.pad_token_id
+    return GenerationConfig(decoder_start_token_id=int(start), eos_token_id=int(eos), pad_token_id=int(pad),
+                            max_new_tokens=min(int(max_new_tokens), MAX_NEW_TOKENS_CAP),
+                            clean_up_tokenization_spaces=bool(getattr(tokenizer, "clean_up_tokenization_spaces", False)))
+
+
+def convert(model: str, output: Path, font: str | None = None, opset: int = DEFAULT_OPSET, force: bool = False,
+            revision: str | None = None, max_new_tokens: int | None = None) -> dict:
+    """Export, check and write the model folder; returns the manifest."""
+    if not 14 <= opset <= 20:
+        raise InputError(f"--opset {opset} is not supported; use a value from 14 to 20 (default {DEFAULT_OPSET})")
+    if max_new_tokens is not None and not 1 <= max_new_tokens <= MAX_NEW_TOKENS_CAP:
+        raise InputError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS_CAP}")
+    progress = Progress(total=6)
+    with staging_folder(output, force) as staging:
+        progress.stage(f"locating {model}")
+        source = resolve_model(model, revision)
+        progress.stage("loading the PyTorch model")
+        import torch  # the export extras; inference never imports these
+        from transformers import AutoTokenizer, Pix2StructForConditionalGeneration, Pix2StructImageProcessor
+
+        from .export import ModelDims, export_decoder, export_encoder
+        from .sample import SAMPLE_QUESTION, draw_sample_document
+        from .validate import check_fidelity
+
+        try:
+            hf_model = Pix2StructForConditionalGeneration.from_pretrained(source.path).eval()
+            image_processor = Pix2StructImageProcessor.from_pretrained(source.path)
+            tokenizer = AutoTokenizer.from_pretrained(source.path)
+        except (OSError, ValueError) as exc:
+            raise ConversionError(f"cannot load a Pix2Struct model from {source.path} "
+                                  f"({str(exc).splitlines()[0][:200]})") from None
+        if not getattr(tokenizer, "is_fast", False):
+            raise ConversionError(f"{source.path} has no fast tokenizer (tokenizer.json); install sentencepiece "
+                                  "and protobuf so transformers can convert it")
+        font_origin = fetch_font(font, staging / FONT_FILE)
+        tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
+
+        dims = ModelDims.from_model(hf_model)
+        config = ModelConfig(
+            num_layers=dims.num_layers, num_heads=dims.num_heads, d_kv=dims.d_kv, vocab_size=dims.vocab_size,
+            preprocess=PreprocessConfig(max_patches=int(image_processor.max_patches),
+                                        patch_height=int(image_processor.patch_size["height"]),
+                                        patch_width=int(image_processor.patch_size["width"]),
+                                        is_vqa=bool(image_processor.is_vqa)),
+            generation=generation_settings(hf_model, tokenizer, max_new_tokens))
+        if not config.preprocess.is_vqa:
+            raise ConversionError(f"{model} is not a VQA checkpoint (is_vqa is false); "
+                                  "this tool converts Pix2Struct DocVQA models")
+        (staging / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
+
+        progress.stage(f"exporting encoder.onnx (opset {opset})")
+        export_encoder(hf_model, staging / config.encoder_file, config.names, opset,
+                       num_patches=min(config.preprocess.max_patches, 64))
+        progress.stage(f"exporting decoder.onnx (opset {opset})")
+        export_decoder(hf_model, staging / config.decoder_file, config.names, opset)
+
+        parameters = sum(p.numel() * p.element_size() for p in hf_model.parameters())
+        files = describe_files(staging)
+        graph_bytes = sum(v["bytes"] for k, v in files.items() if ".onnx" in k)
+        manifest = {
+            "format_version": config.format_version,
+            "source": {"model": source.model_id, "revision": source.revision, "font": font_origin},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "opset": opset,
+            "precision": "fp32",
+            "libraries": _library_versions(),
+            "python": platform.python_version(),
+            "parameters": sum(p.numel() for p in hf_model.parameters()),
+            "weight_bytes": parameters,
+            "graph_bytes": graph_bytes,
+            "graph_overhead": graph_bytes / parameters - 1.0,
+            "files": files,
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+        progress.stage("checking the ONNX graphs against PyTorch on a sample document")
+        image = draw_sample_document(staging / FONT_FILE)
+        report = check_fidelity(hf_model, image_processor, tokenizer, open_model_folder(staging), image,
+                                SAMPLE_QUESTION, progress=progress.detail)
+        worst_logits = max(report.logits_max_abs_diff, default=0.0)
+        progress.detail(f"  preprocessing max |diff| {report.preprocess_max_abs_diff:.2e} "
+                        f"(tolerance {report.tolerances['preprocess']:.0e})")
+        progress.detail(f"  encoder max |diff| {report.encoder_max_abs_diff:.2e} "
+                        f"(tolerance {report.tolerances['encoder'] * report.encoder_scale:.2e})")
+        progress.detail(f"  logits max |diff| {worst_logits:.2e} over {len(report.logits_max_abs_diff)} steps "
+                        f"(tolerance {report.tolerances['logits'] * report.logits_scale:.2e})")
+        progress.detail(f"  tokens: ONNX {len(report.onnx_tokens)}, PyTorch {len(report.reference_tokens)}, "
+                        f"identical: {report.onnx_tokens == report.reference_tokens}")
+        if not report.passed:
+            raise ConversionError("the ONNX graphs do not match PyTorch: " + "; ".join(report.failures)
+                                  + "; nothing was written")
+        manifest["fidelity"] = report.to_dict()
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        del torch
+        progress.stage(f"writing {output}")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    output = Path(args.output)
+    manifest = convert(args.model, output, font=args.font, opset=args.opset, force=args.force,
+                       revision=args.revision, max_new_tokens=args.max_new_tokens)
+    size_mb = sum(v["bytes"] for v in manifest["files"].values()) / 1e6
+    print(f"wrote {output} ({size_mb:,.1f} MB); sample answer: {manifest['fidelity']['onnx_answer']!r}")
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return run_main(main, argv, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,95 @@
+"""image + question -> answer: preprocessing, encoder, greedy decoding and detokenisation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .decoding import greedy_decode
+from .folder import MAX_NEW_TOKENS_CAP, open_model_folder
+from .preprocessing import load_font, load_image, preprocess_image, stack_patches
+from .runtime import Sessions
+from .tokenizer import AnswerDecoder
+
+
+@dataclass(frozen=True)
+class Query:
+    image: str | Path | Image.Image
+    question: str
+
+
+@dataclass
+class Answer:
+    image: str
+    question: str
+    answer: str
+    token_ids: list[int]
+    num_tokens: int
+    # seconds; encoder and decode are for the whole batch the query ran in
+    timings: dict[str, float] = field(default_factory=dict)
+    batch_size: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def trim_generated(tokens: np.ndarray, eos_id: int) -> list[int]:
+    """Generated ids up to and including the first EOS (the padding after it dropped)."""
+    ids = [int(t) for t in tokens]
+    return ids[: ids.index(eos_id) + 1] if eos_id in ids else ids
+
+
+class DocumentQA:
+    """A loaded model folder that answers questions about document images."""
+
+    def __init__(self, model_dir: str | Path, threads: int | None = None, provider: str = "cpu",
+                 verify_checksums: bool = False):
+        self.folder = open_model_folder(model_dir, verify_checksums=verify_checksums)
+        self.config = self.folder.config
+        self.sessions = Sessions(self.folder, threads=threads, provider=provider)
+        self.detokenizer = AnswerDecoder(self.folder.tokenizer_path,
+                                         self.config.generation.clean_up_tokenization_spaces)
+        self.font = load_font(self.folder.font_path, self.config.preprocess.text_size)
+
+    def preprocess(self, query: Query) -> np.ndarray:
+        """One query -> flattened patches (max_patches, 2 + ph*pw*3)."""
+        image = query.image
+        if not isinstance(image, Image.Image):
+            image = load_image(image, self.config.preprocess.max_image_pixels)
+        return preprocess_image(image.convert("RGB"), query.question, self.font, self.config.preprocess)
+
+    def answer_batch(self, queries: list[Query], max_new_tokens: int | None = None) -> list[Answer]:
+        """Answer queries together: one encoder run and one decoding loop for the batch."""
+        generation = self.config.generation
+        limit = min(max_new_tokens or generation.max_new_tokens, MAX_NEW_TOKENS_CAP)
+        start = time.perf_counter()
+        per_item_preprocess, arrays = [], []
+        for query in queries:
+            t0 = time.perf_counter()
+            arrays.append(self.preprocess(query))
+            per_item_preprocess.append(time.perf_counter() - t0)
+        patches = stack_patches(arrays)
+        t0 = time.perf_counter()
+        cross = self.sessions.encode(patches.flattened_patches, patches.attention_mask)
+        encoder_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        decoded = greedy_decode(self.sessions, cross, patches.attention_mask, generation, limit)
+        decode_seconds = time.perf_counter() - t0
+        total = time.perf_counter() - start
+        answers = []
+        for i, query in enumerate(queries):
+            ids = trim_generated(decoded.tokens[i], generation.eos_token_id)
+            answers.append(Answer(
+                image=str(query.image) if not isinstance(query.image, Image.Image) else "<image>",
+                question=query.question, answer=self.detokenizer.decode(ids), token_ids=ids,
+                num_tokens=len(ids), batch_size=len(queries),
+                timings={"preprocess": per_item_preprocess[i], "encoder": encoder_seconds,
+                         "decode": decode_seconds, "total": total}))
+        return answers
+
+    def answer(self, image, question: str, max_new_tokens: int | None = None) -> Answer:
+        return self.answer_batch([Query(image, question)], max_new_tokens)[0]
