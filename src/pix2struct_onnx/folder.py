@@ -169,18 +169,6 @@ def open_model_folder(path: str | Path, verify_checksums: bool = False) -> Model
         raise ModelFolderError(f"{folder} has no {MANIFEST_FILE}: not a model folder written by convert.py; "
                                "re-run convert.py")
     manifest = _read_json(manifest_path, "manifest")
-    config_data = _read_json(folder / CONFIG_FILE, "config") if (folder / CONFIG_FILE).is_file() else None
-    if config_data is None:
-        raise ModelFolderError(f"{folder} has no {CONFIG_FILE}; re-run convert.py")
-    if config_data.get("format_version") != FORMAT_VERSION:
-        raise ModelFolderError(f"{folder} uses model folder format {config_data.get('format_version')!r}, "
-                               f"this version reads format {FORMAT_VERSION}; re-run convert.py")
-    try:
-        config = ModelConfig.from_dict(config_data)
-    except TypeError as exc:
-        raise ModelFolderError(f"{folder / CONFIG_FILE} does not match the expected settings ({exc}); "
-                               "re-run convert.py") from None
-
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ModelFolderError(f"{manifest_path} lists no files; re-run convert.py")
@@ -195,6 +183,18 @@ def open_model_folder(path: str | Path, verify_checksums: bool = False) -> Model
         if (verify_checksums or not is_graph) and sha256_of(file_path) != entry.get("sha256"):
             raise ModelFolderError(f"{file_path} does not match the SHA-256 in the manifest: the file is "
                                    "damaged or was edited; re-run convert.py")
+    config_data = _read_json(folder / CONFIG_FILE, "config") if (folder / CONFIG_FILE).is_file() else None
+    if config_data is None:
+        raise ModelFolderError(f"{folder} has no {CONFIG_FILE}; re-run convert.py")
+    if config_data.get("format_version") != FORMAT_VERSION:
+        raise ModelFolderError(f"{folder} uses model folder format {config_data.get('format_version')!r}, "
+                               f"this version reads format {FORMAT_VERSION}; re-run convert.py")
+    try:
+        config = ModelConfig.from_dict(config_data)
+    except TypeError as exc:
+        raise ModelFolderError(f"{folder / CONFIG_FILE} does not match the expected settings ({exc}); "
+                               "re-run convert.py") from None
+
     for required in (config.encoder_file, config.decoder_file, TOKENIZER_FILE, FONT_FILE, CONFIG_FILE):
         if required not in files:
             raise ModelFolderError(f"manifest of {folder} does not list {required}; re-run convert.py")

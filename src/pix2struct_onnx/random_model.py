@@ -94,6 +94,10 @@ def build_random_model(output_dir: str | Path, size: str = "tiny", seed: int = 0
                               decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(seed)
     model = Pix2StructForConditionalGeneration(config).eval()
+    with torch.no_grad():  # trained checkpoints have no unit norm weights; neither should this one
+        for name, parameter in model.named_parameters():
+            if "norm" in name:
+                parameter.mul_(1.0 + 0.1 * torch.randn_like(parameter))
     model.generation_config.decoder_start_token_id = 0
     model.generation_config.eos_token_id = 1
     model.generation_config.pad_token_id = 0
