@@ -131,10 +131,14 @@ class DecoderGraph(nn.Module):
         relative = key_position[None, :] - query_position[:, None]
         buckets = relative_position_bucket(relative, self.num_buckets, self.max_distance)
         self_bias = self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)
-        self_bias = self_bias + (relative > 0).to(torch.float32)[None, None] * min_value
+        # Masks are built with Where, not by multiplying by float32 min: runtimes that compute in
+        # bf16/fp16 (OpenVINO's CPU default on bf16 hardware) round that to -inf, and 0 * -inf = NaN.
+        zero = torch.zeros((), dtype=torch.float32)
+        lowest = torch.full((), min_value, dtype=torch.float32)
+        self_bias = self_bias + torch.where(relative > 0, lowest, zero)[None, None]
 
         # Cross-attention bias (B, 1, 1, P): 0 for real patches, float32 min for padding.
-        cross_bias = (1.0 - encoder_attention_mask[:, None, None, :].to(torch.float32)) * min_value
+        cross_bias = torch.where(encoder_attention_mask[:, None, None, :] > 0, zero, lowest)
 
         hidden = self.embed_tokens(input_ids)  # (B, T, D)
         presents = []
@@ -165,8 +169,9 @@ class DecoderGraph(nn.Module):
 def _save(model_proto, path: Path, external_threshold: int) -> None:
     import onnx
 
-    size = model_proto.ByteSize() if model_proto.ByteSize() >= 0 else 1 << 62
-    if size > external_threshold:
+    # Sum the weights rather than ask protobuf for ByteSize(), which fails past 2 GiB.
+    weight_bytes = sum(len(t.raw_data) for t in model_proto.graph.initializer)
+    if weight_bytes > external_threshold:
         data_name = path.name + ".data"
         onnx.save_model(model_proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=data_name, size_threshold=1024)

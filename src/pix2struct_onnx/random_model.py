@@ -26,6 +26,14 @@ FULL_SIZE = {
     "max_patches": 2048,
 }
 
+# google/pix2struct-docvqa-large: 1.34 B parameters; its graphs need ONNX external data.
+LARGE = {
+    "text": dict(FULL_SIZE["text"], hidden_size=1536, d_ff=3968, num_layers=18, num_heads=24),
+    "vision": dict(FULL_SIZE["vision"], hidden_size=1536, patch_embed_hidden_size=768, d_ff=3968,
+                   num_hidden_layers=18, num_attention_heads=24),
+    "max_patches": 4096,
+}
+
 TINY = {
     "text": dict(
         vocab_size=0, hidden_size=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
@@ -71,14 +79,17 @@ def train_tokenizer(vocab_size: int = 300):
 
 def build_random_model(output_dir: str | Path, size: str = "tiny", seed: int = 0,
                        max_patches: int | None = None) -> Path:
-    """Write a random-weight Pix2Struct-DocVQA checkpoint (model, tokenizer, processor) to a folder."""
+    """Write a random-weight Pix2Struct-DocVQA checkpoint (model, tokenizer, processor) to a folder.
+
+    size: "tiny" (tests), "full" (the base model's architecture) or "large".
+    """
     import torch
     from transformers import (
         Pix2StructConfig, Pix2StructForConditionalGeneration, Pix2StructImageProcessor,
         Pix2StructProcessor, T5TokenizerFast,
     )
 
-    spec = {"tiny": TINY, "full": FULL_SIZE}[size]
+    spec = {"tiny": TINY, "full": FULL_SIZE, "large": LARGE}[size]
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
