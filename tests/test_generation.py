@@ -89,6 +89,19 @@ def test_answers_stop_at_eos_like_generate(eos_model_dirs, hf_image_processor, t
         assert qa.answer(images[0], answer.question, max_new_tokens=19).token_ids == expected
 
 
+def test_min_new_tokens_forces_length_like_generate(eos_model_dirs, hf_image_processor, tokenizer, font_path):
+    _, onnx_dir, model = eos_model_dirs
+    image = draw_sample_document(font_path)
+    inputs = hf_image_processor(images=[image], header_text=[QUESTIONS[1]], font_path=str(font_path),
+                                return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=15, min_new_tokens=15, do_sample=False)
+    answer = DocumentQA(onnx_dir).answer_batch([Query(image, QUESTIONS[1])], max_new_tokens=15,
+                                               min_new_tokens=15)[0]
+    assert answer.num_tokens == 15
+    assert answer.token_ids == out[0, 1:].tolist()
+
+
 def test_max_new_tokens_is_respected_and_capped(qa, font_path):
     image = draw_sample_document(font_path)
     assert qa.answer(image, "Total?", max_new_tokens=3).num_tokens <= 3

@@ -19,8 +19,12 @@ class DecodeResult:
 
 def greedy_decode(sessions: Sessions, cross: dict[str, np.ndarray], encoder_attention_mask: np.ndarray,
                   generation: GenerationConfig, max_new_tokens: int, keep_logits: bool = False,
-                  clock=None) -> DecodeResult:
-    """Greedy search as transformers' generate(do_sample=False, num_beams=1) does it."""
+                  min_new_tokens: int = 0, clock=None) -> DecodeResult:
+    """Greedy search as transformers' generate(do_sample=False, num_beams=1) does it.
+
+    min_new_tokens forbids EOS for that many steps, like generate(min_new_tokens=...); benchmarks
+    use it to give every runtime the same number of steps.
+    """
     import time
 
     clock = clock or time.perf_counter
@@ -35,6 +39,9 @@ def greedy_decode(sessions: Sessions, cross: dict[str, np.ndarray], encoder_atte
         start = clock()
         logits, past = sessions.decode_step(input_ids, encoder_attention_mask, past, cross)
         last = logits[:, -1, :]  # (B, V)
+        if len(steps) < min_new_tokens:
+            last = last.copy()
+            last[:, generation.eos_token_id] = -np.inf
         next_ids = np.where(finished, generation.pad_token_id, last.argmax(axis=-1)).astype(np.int64)
         steps.append(next_ids)
         if keep_logits:

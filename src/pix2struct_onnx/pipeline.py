@@ -62,7 +62,8 @@ class DocumentQA:
             image = load_image(image, self.config.preprocess.max_image_pixels)
         return preprocess_image(image.convert("RGB"), query.question, self.font, self.config.preprocess)
 
-    def answer_batch(self, queries: list[Query], max_new_tokens: int | None = None) -> list[Answer]:
+    def answer_batch(self, queries: list[Query], max_new_tokens: int | None = None,
+                     min_new_tokens: int = 0) -> list[Answer]:
         """Answer queries together: one encoder run and one decoding loop for the batch."""
         generation = self.config.generation
         limit = min(max_new_tokens or generation.max_new_tokens, MAX_NEW_TOKENS_CAP)
@@ -77,7 +78,8 @@ class DocumentQA:
         cross = self.sessions.encode(patches.flattened_patches, patches.attention_mask)
         encoder_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        decoded = greedy_decode(self.sessions, cross, patches.attention_mask, generation, limit)
+        decoded = greedy_decode(self.sessions, cross, patches.attention_mask, generation, limit,
+                                min_new_tokens=min_new_tokens)
         decode_seconds = time.perf_counter() - t0
         total = time.perf_counter() - start
         answers = []

@@ -36,6 +36,8 @@ def resolve_model(model: str, revision: str | None = None) -> Source:
 
     try:
         path = Path(snapshot_download(model, revision=revision, allow_patterns=_MODEL_PATTERNS))
+        if not any(path.glob("*.safetensors")):  # older checkpoints ship PyTorch pickles only
+            path = Path(snapshot_download(model, revision=revision, allow_patterns=["*.bin", "*.bin.index.json"]))
     except RepositoryNotFoundError:
         raise ConversionError(f"model {model} was not found on the Hugging Face Hub; check the id") from None
     except LocalEntryNotFoundError:
