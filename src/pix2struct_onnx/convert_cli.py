@@ -80,6 +80,8 @@ def staging_folder(target: Path, force: bool):
     previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
     try:
         yield staging
+        for item in staging.iterdir():  # some writers (external data) create private files
+            item.chmod(0o666 & ~umask)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             target.rename(retired / "old")

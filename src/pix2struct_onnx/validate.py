@@ -75,7 +75,8 @@ def check_fidelity(model, image_processor, tokenizer, folder: ModelFolder, image
     progress("  encoder: ONNX vs PyTorch")
     onnx_encoder = qa.sessions.encode_with_states(patches.numpy(), mask.numpy())
     with torch.inference_mode():
-        states = model.encoder(flattened_patches=patches, attention_mask=mask).last_hidden_state
+        encoder_outputs = model.encoder(flattened_patches=patches, attention_mask=mask)
+        states = encoder_outputs.last_hidden_state
         reference = [states]
         for layer in model.decoder.layer:
             attention = layer.encoder_decoder_attention.attention
@@ -87,7 +88,8 @@ def check_fidelity(model, image_processor, tokenizer, folder: ModelFolder, image
 
     progress(f"  decoding: transformers generate vs ONNX greedy ({steps} tokens at most)")
     with torch.inference_mode():
-        generated = model.generate(flattened_patches=patches, attention_mask=mask, max_new_tokens=steps,
+        # The encoder ran above; generate and the teacher-forced pass reuse its outputs.
+        generated = model.generate(encoder_outputs=encoder_outputs, attention_mask=mask, max_new_tokens=steps,
                                    do_sample=False, num_beams=1, use_cache=True)
     reference_tokens = trim_generated(generated[0, 1:].numpy(), generation.eos_token_id)
     cross = dict(zip(qa.sessions.names.cross_names(), onnx_encoder[1:]))
@@ -96,7 +98,7 @@ def check_fidelity(model, image_processor, tokenizer, folder: ModelFolder, image
 
     progress("  logits per step: ONNX (KV cache) vs PyTorch (teacher-forced)")
     with torch.inference_mode():
-        reference_logits = model(flattened_patches=patches, attention_mask=mask,
+        reference_logits = model(encoder_outputs=encoder_outputs, attention_mask=mask,
                                  decoder_input_ids=generated[:, :-1] if generated.shape[1] > 1 else generated
                                  ).logits[0].numpy()
     compared = min(len(decoded.step_logits), reference_logits.shape[0])
