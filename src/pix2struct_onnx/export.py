@@ -71,11 +71,34 @@ class EncoderGraph(nn.Module):
             layer.encoder_decoder_attention.attention for layer in model.decoder.layer)
         text = model.config.text_config
         self.num_heads, self.d_kv = text.num_heads, text.d_kv
+        vision = model.config.vision_config
+        self.vision_heads, self.vision_d_kv = vision.num_attention_heads, vision.d_kv
+
+    def vision_states(self, flattened_patches: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pix2StructVisionModel's forward with the padding mask kept at (B, 1, 1, P).
+
+        transformers builds a (B, H, P, P) bias in every layer (ones, 1 - mask, masked_fill, add):
+        800 MB of traffic per layer at 2048 patches. Adding the broadcast (B, 1, 1, P) bias gives the
+        same values: 0 for real patches, float32 min for padding, then the same clamp at min.
+        """
+        lowest = torch.full((), torch.finfo(torch.float32).min, dtype=torch.float32)
+        bias = torch.where(attention_mask[:, None, None, :] > 0, torch.zeros((), dtype=torch.float32), lowest)
+        hidden = self.encoder.embeddings(flattened_patches)  # (B, P, D)
+        for layer in self.encoder.encoder.layer:
+            attention = layer.attention
+            normed = layer.pre_attention_layer_norm(hidden)
+            query = _split_heads(attention.query(normed), self.vision_heads, self.vision_d_kv)
+            key = _split_heads(attention.key(normed), self.vision_heads, self.vision_d_kv)
+            value = _split_heads(attention.value(normed), self.vision_heads, self.vision_d_kv)
+            scores = torch.maximum(torch.matmul(query, key.transpose(3, 2)) + bias, lowest)  # (B, H, P, P)
+            weights = torch.softmax(scores, dim=-1)
+            hidden = hidden + attention.output(_merge_heads(torch.matmul(weights, value)))
+            hidden = hidden + layer.mlp(layer.pre_mlp_layer_norm(hidden))
+        return self.encoder.layernorm(hidden)
 
     def forward(self, flattened_patches: torch.Tensor, attention_mask: torch.Tensor):
         # flattened_patches: (B, P, 2 + 16*16*3); attention_mask: (B, P) float, 1 = real patch
-        hidden = self.encoder(flattened_patches=flattened_patches, attention_mask=attention_mask,
-                              return_dict=False)[0]  # (B, P, D)
+        hidden = self.vision_states(flattened_patches, attention_mask)  # (B, P, D)
         outputs = [hidden]
         for attention in self.cross_attention:
             outputs.append(_split_heads(attention.key(hidden), self.num_heads, self.d_kv))    # (B, H, P, d)

@@ -17,6 +17,9 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     if threads:
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
+    # Memory patterns are planned per input shape and allocated beside the arena: with the growing
+    # decoder cache and a 2048-patch encoder they raised peak memory by ~0.6 GB for no measured gain.
+    options.enable_mem_pattern = False
     return options
 
 

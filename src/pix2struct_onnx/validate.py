@@ -33,9 +33,6 @@ TOKEN_FAILURE = "greedy tokens differ from transformers' generate"
 TEXT_FAILURE = "decoded answer text differs from transformers' batch_decode"
 
 
-TOKEN_FAILURES = (TOKEN_FAILURE, TEXT_FAILURE)
-
-
 @dataclass
 class FidelityReport:
     question: str
