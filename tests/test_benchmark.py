@@ -11,7 +11,12 @@ from pix2struct_onnx.benchmark import encoder_gflop
 
 def test_quick_benchmark_writes_consistent_results(tmp_path):
     out = tmp_path / "out"
-    result = run_script("benchmark.py", "--quick", "--workdir", str(tmp_path / "work"), "--output-dir", str(out))
+    out.mkdir()
+    # an evaluate.py output already there is picked up as the accuracy section
+    (out / "evaluation.json").write_text(json.dumps({"annotations": "ann.json", "questions": 3, "variants": {
+        "model": {"anls": 0.6543, "exact_match": 0.5, "questions": 3, "predictions": ["a", "b", "c"]}}}))
+    result = run_script("benchmark.py", "--quick", "--levers", "--workdir", str(tmp_path / "work"),
+                        "--output-dir", str(out))
     assert result.returncode == 0, result.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["weights"].startswith("random weights")
@@ -33,6 +38,13 @@ def test_quick_benchmark_writes_consistent_results(tmp_path):
         assert numbers[0] == f"{variant['size_bytes'] / 1e6:,.1f}"
         assert numbers[1] == f"{variant['total']['median']:.2f}"
     assert (out / "results-latency.png").stat().st_size > 1000
+    assert "| model | 65.4 | 50.0 |" in report
+    levers = results["levers"]
+    assert levers[1]["threads"] == 1 and levers[2]["tuning"] == {"graph_optimization": "basic"}
+    for lever in levers:
+        row = next(line for line in report.splitlines() if line.startswith(f"| {lever['name']} |"))
+        assert f"{lever['total']['median']:.2f}" in row
+        assert lever["identical_to_reference"], "runtime settings must not change the answer"
 
 
 def test_encoder_gflop_of_the_base_architecture():

@@ -36,7 +36,7 @@ def peak_rss_bytes() -> int:
 Run = Callable[[], dict]
 
 
-def load_pytorch(path: Path, image, question: str, tokens: int, threads: int, font: Path):
+def load_pytorch(path: Path, image, question: str, tokens: int, threads: int, font: Path, tuning: dict):
     """transformers' Pix2StructForConditionalGeneration.generate: greedy, KV cache, inference_mode."""
     import torch
     from transformers import Pix2StructForConditionalGeneration, Pix2StructImageProcessor, StoppingCriteria
@@ -73,13 +73,13 @@ def load_pytorch(path: Path, image, question: str, tokens: int, threads: int, fo
     return run, None
 
 
-def load_onnxruntime(path: Path, image, question: str, tokens: int, threads: int, font: Path):
+def load_onnxruntime(path: Path, image, question: str, tokens: int, threads: int, font: Path, tuning: dict):
     """This package's pipeline on ONNX Runtime: the code path of inference.py."""
     from .decoding import greedy_decode
     from .pipeline import DocumentQA, Query
     from .preprocessing import stack_patches
 
-    qa = DocumentQA(path, threads=threads)
+    qa = DocumentQA(path, threads=threads, tuning=tuning)
     logits = []
 
     def run() -> dict:
@@ -114,13 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--spawned-at", type=float, required=True, help="parent's time.time() at spawn")
     parser.add_argument("--logits-out", default=None, help="save the first run's step logits (.npy)")
+    parser.add_argument("--tuning", default="{}", help="JSON of runtime settings to vary (runtime.TUNING_DEFAULTS)")
     args = parser.parse_args(argv)
 
     from PIL import Image
 
     image = Image.open(args.image).convert("RGB")
     run, logits = RUNNERS[args.kind](Path(args.path), image, args.question, args.tokens, args.threads,
-                                     Path(args.font))
+                                     Path(args.font), json.loads(args.tuning))
     ready = time.time() - args.spawned_at
     warmup = run()
     runs = []

@@ -32,6 +32,8 @@ class Variant:
     kind: str
     path: Path
     size_files: tuple[str, ...]  # the files that make up its size on disk (glob patterns)
+    tuning: tuple[tuple[str, object], ...] = ()  # runtime settings that differ from the product's
+    threads: int | None = None  # overrides the run's thread count (a lever)
 
 
 def build_parser() -> OneLineParser:
@@ -49,6 +51,8 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--threads", type=int, default=None, help="threads for every variant (default: all cores)")
     parser.add_argument("--workdir", default=".bench", help="where models are built and converted (default .bench)")
     parser.add_argument("--output-dir", default=".", help="where results.json, results.md and charts go")
+    parser.add_argument("--levers", action="store_true",
+                        help="also run ONNX fp32 with one runtime setting changed at a time, to show what each buys")
     return parser
 
 
@@ -124,9 +128,10 @@ def run_variant(variant: Variant, args, image: Path, font: Path, tokens: int, th
     command = [sys.executable, "-m", "pix2struct_onnx.bench_worker", "--kind", variant.kind,
                "--path", str(variant.path), "--image", str(image), "--question", args.question,
                "--font", str(font), "--tokens", str(tokens), "--runs", str(args.runs),
-               "--threads", str(threads), "--spawned-at", repr(time.time())]
+               "--threads", str(variant.threads or threads), "--spawned-at", repr(time.time())]
     if logits_out:
         command += ["--logits-out", str(logits_out)]
+    command += ["--tuning", json.dumps(dict(variant.tuning))]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
     src = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
@@ -218,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
                "max_patches": folder.config.preprocess.max_patches, "variants": []}
     reference_tokens = None
     step_logits = {}
-    for variant in variants:
+
+    def measure(variant: Variant, logits_path: Path | None = None) -> dict:
+        nonlocal reference_tokens
         print(f"[{variant.name}] {args.runs} runs after a warm-up", file=sys.stderr, flush=True)
-        logits_path = workdir / f"logits-{variant.path.name}.npy" if variant.kind == "onnxruntime" else None
         raw = run_variant(variant, args, image, font, tokens, threads, logits_path)
         size, files = folder_bytes(variant.path, variant.size_files)
         runs = raw["runs"]
@@ -230,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             reference_tokens = token_ids
         first_difference = next((i for i, (a, b) in enumerate(zip(token_ids, reference_tokens)) if a != b), None)
         encoder = summarize([r["encoder"] for r in runs])
-        results["variants"].append({
+        return {
             "name": variant.name, "kind": variant.kind, "size_bytes": size, "files": files,
+            "tuning": dict(variant.tuning), "threads": variant.threads or threads,
             "load_seconds": raw["load_seconds"], "peak_rss_bytes": raw["peak_rss_bytes"],
             "preprocess": summarize([r["preprocess"] for r in runs]), "encoder": encoder,
             "decode_step": summarize(steps), "decode": summarize([sum(r["steps"]) for r in runs]),
@@ -241,9 +248,25 @@ def main(argv: list[str] | None = None) -> int:
             "token_ids": token_ids, "identical_to_reference": first_difference is None
             and len(token_ids) == len(reference_tokens), "first_difference": first_difference,
             "runs_raw": runs,
-        })
+        }
+
+    for variant in variants:
+        logits_path = workdir / f"logits-{variant.path.name}.npy" if variant.kind == "onnxruntime" else None
+        results["variants"].append(measure(variant, logits_path))
         if logits_path:
-            step_logits[variant.name] = (np.load(logits_path), token_ids)
+            step_logits[variant.name] = (np.load(logits_path), results["variants"][-1]["token_ids"])
+    if args.levers:
+        # Each lever is the product's ONNX fp32 setting with one thing changed.
+        levers = [
+            Variant("ONNX fp32, as shipped", "onnxruntime", onnx_dir, ("*",)),
+            Variant("1 thread instead of all cores", "onnxruntime", onnx_dir, ("*",), threads=1),
+            Variant("graph optimisation: basic instead of all", "onnxruntime", onnx_dir, ("*",),
+                    tuning=(("graph_optimization", "basic"),)),
+            Variant("graph optimisation: none", "onnxruntime", onnx_dir, ("*",),
+                    tuning=(("graph_optimization", "disable"),)),
+            Variant("memory patterns on", "onnxruntime", onnx_dir, ("*",), tuning=(("mem_pattern", True),)),
+        ]
+        results["levers"] = [measure(lever) for lever in levers]
     if {"ONNX Runtime fp32", "ONNX Runtime int8"} <= set(step_logits):
         results["int8_logit_error"] = logit_error(*step_logits["ONNX Runtime fp32"],
                                                   *step_logits["ONNX Runtime int8"])

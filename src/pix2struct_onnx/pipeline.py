@@ -47,10 +47,10 @@ class DocumentQA:
     """A loaded model folder that answers questions about document images."""
 
     def __init__(self, model_dir: str | Path, threads: int | None = None, provider: str = "cpu",
-                 verify_checksums: bool = False):
+                 verify_checksums: bool = False, tuning: dict | None = None):
         self.folder = open_model_folder(model_dir, verify_checksums=verify_checksums)
         self.config = self.folder.config
-        self.sessions = Sessions(self.folder, threads=threads, provider=provider)
+        self.sessions = Sessions(self.folder, threads=threads, provider=provider, tuning=tuning)
         self.detokenizer = AnswerDecoder(self.folder.tokenizer_path,
                                          self.config.generation.clean_up_tokenization_spaces)
         self.font = load_font(self.folder.font_path, self.config.preprocess.text_size)

@@ -89,7 +89,7 @@ def render(results: dict, charts: list[str]) -> str:
     row("speed-up, encoder", lambda v: f"{base['encoder']['median'] / v['encoder']['median']:.2f}x")
     row("speed-up, decoding", lambda v: f"{base['decode']['median'] / v['decode']['median']:.2f}x")
     row("peak resident memory (MB)", lambda v: f"{v['peak_rss_bytes'] / MB:,.0f}")
-    row("encoder GFLOP/s (of machine peak)",
+    row("encoder GFLOP/s (share of the fp32 peak)",
         lambda v: f"{v['encoder_gflops']:.0f} ({v['encoder_gflops'] / machine['peak_gflops_fp32'] * 100:.0f}%)"
         if machine.get("peak_gflops_fp32") else f"{v['encoder_gflops']:.0f}")
     row("tokens identical to the first column", lambda v: "yes" if v["identical_to_reference"]
@@ -106,6 +106,31 @@ def render(results: dict, charts: list[str]) -> str:
     for chart in charts:
         lines += [f"![{chart}]({chart})", ""]
 
+    evaluation = results.get("evaluation")
+    if evaluation:
+        lines += ["## Accuracy on DocVQA", "",
+                  f"From `evaluate.py` on {evaluation['annotations']} ({evaluation['questions']} questions). "
+                  "The Pix2Struct paper reports ANLS 72.1 for the base model on the DocVQA test set.", "",
+                  "| model | ANLS | exact match |", "|---|---:|---:|"]
+        for name, figures in evaluation["variants"].items():
+            lines.append(f"| {name} | {figures['anls'] * 100:.1f} | {figures['exact_match'] * 100:.1f} |")
+        lines.append("")
+
+    levers = results.get("levers")
+    if levers:
+        shipped = levers[0]
+        lines += ["## What each runtime setting buys", "",
+                  "ONNX Runtime fp32 as shipped, then with one setting changed (same run, same machine). "
+                  "Ratios are the changed setting's median over the shipped one's: above 1 is slower.", "",
+                  "| setting | end to end median (s) | ratio | encoder (s) | decoding step (ms) | peak memory (MB) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for lever in levers:
+            lines.append(f"| {lever['name']} | {lever['total']['median']:.2f} | "
+                         f"{lever['total']['median'] / shipped['total']['median']:.2f} | "
+                         f"{lever['encoder']['median']:.2f} | {lever['decode_step']['median'] * 1000:.1f} | "
+                         f"{lever['peak_rss_bytes'] / MB:,.0f} |")
+        lines.append("")
+
     lines += [
         "## Method",
         "",
@@ -121,7 +146,9 @@ def render(results: dict, charts: list[str]) -> str:
         "`generate(min_new_tokens=...)`), so decoding work is equal whatever the weights say.",
         f"- Encoder work: {results['encoder_gflop']:.0f} GFLOP per pass at {results['max_patches']} patches "
         "(projections, attention, gated feed-forward and the decoder's cross-attention K/V, from the config). "
-        f"Machine peak assumed: {machine.get('peak_assumption', 'n/a')} = {machine.get('peak_gflops_fp32', 0):.0f} GFLOP/s.",
+        f"Machine fp32 peak assumed: {machine.get('peak_assumption', 'n/a')} = {machine.get('peak_gflops_fp32', 0):.0f} GFLOP/s. "
+        "int8 variants run integer kernels (VNNI: four int8 multiply-adds per fp32 lane), so their share of "
+        "the fp32 peak can pass 100%.",
         "- Peak resident memory is the process's maximum RSS (`getrusage`), load included.",
         "- Sizes are bytes on disk in MB (10^6) and MiB (2^20): the Hugging Face weights file(s); the whole "
         "ONNX model folder (graphs, tokenizer, font, config, manifest).",
@@ -144,13 +171,26 @@ def render(results: dict, charts: list[str]) -> str:
         "",
         "- The machine is shared and noisy: compare the columns of one run (ratios), not runs across days.",
         "- With random weights the answer text is meaningless; sizes, compute and timings are those of the "
-        "real model, since the architecture and the number of decoding steps are the same.",
+        "real model, since the architecture and the number of decoding steps are the same. Random weights give "
+        "near-uniform logits, so int8 rounding moves the argmax within a few steps; with real weights the "
+        "int8 answers must be checked on real data (`evaluate.py`), and `convert.py --quantize int8` refuses a "
+        "folder whose sample answer differs from PyTorch's.",
+        "- The PyTorch encoder is slow mostly because of how transformers writes Pix2Struct's vision attention "
+        "(a heads x patches x patches mask bias rebuilt in every layer); the ONNX encoder keeps that bias at "
+        "1 x patches (docs/DESIGN.md). Both are the same model: tokens are compared in the table above.",
         "- Time for a real document depends on its answer length: multiply the decoding step time by the tokens.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def write_report(results: dict, output_dir: Path) -> Path:
+    """Write results.md (and charts) beside results.json; includes evaluation.json when present."""
+    evaluation_path = output_dir / "evaluation.json"
+    if evaluation_path.is_file() and "evaluation" not in results:
+        evaluation = json.loads(evaluation_path.read_text())
+        for figures in evaluation["variants"].values():
+            figures.pop("predictions", None)
+        results = {**results, "evaluation": evaluation}
     charts = _charts(results, output_dir)
     path = output_dir / "results.md"
     path.write_text(render(results, charts), encoding="utf-8")
