@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli_common import OneLineParser, run_main
+from .cli_common import OneLineParser, library_versions, run_main
 from .errors import InputError
 
 PROG = "benchmark.py"
@@ -100,25 +100,13 @@ def machine_info() -> dict:
     return info
 
 
-def library_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("torch", "transformers", "onnx", "onnxruntime", "numpy", "pillow", "tokenizers"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
 def logit_error(fp32_logits, fp32_tokens, int8_logits, int8_tokens) -> dict:
     """Per-step max |int8 - fp32| logit, over the steps both were fed the same tokens."""
     shared = next((i for i, (a, b) in enumerate(zip(fp32_tokens, int8_tokens)) if a != b), len(fp32_tokens))
     steps = min(shared + 1, len(fp32_logits), len(int8_logits))
     # EOS is suppressed (-inf) while the length is forced: compare the finite logits only.
     finite = np.isfinite(fp32_logits[:steps]) & np.isfinite(int8_logits[:steps])
-    errors = [float(np.abs(fp32_logits[i] - int8_logits[i])[finite[i]].max()) for i in range(steps)]
+    errors = [float(np.abs(fp32_logits[i][finite[i]] - int8_logits[i][finite[i]]).max()) for i in range(steps)]
     return {"per_step_max_abs": errors, "steps_compared": steps, "first_token_difference":
             shared if shared < len(fp32_tokens) else None, "fp32_logit_range": float(np.abs(fp32_logits[np.isfinite(fp32_logits)]).max())}
 

@@ -12,6 +12,19 @@ from .errors import UserError
 DEBUG_ENV = "PIX2STRUCT_ONNX_DEBUG"
 
 
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a model folder or a benchmark depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "numpy", "pillow"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line on stderr and exits with 2."""
 

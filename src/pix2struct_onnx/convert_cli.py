@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .cli_common import OneLineParser, run_main
+from .cli_common import OneLineParser, library_versions, run_main
 from .errors import ConversionError, InputError
 from .folder import (CONFIG_FILE, FONT_FILE, MANIFEST_FILE, MAX_NEW_TOKENS_CAP, TOKENIZER_FILE,
                      GenerationConfig, ModelConfig, PreprocessConfig, describe_files, open_model_folder)
@@ -107,18 +107,6 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "numpy", "pillow"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
 def generation_settings(model, tokenizer, max_new_tokens: int | None) -> GenerationConfig:
     """Greedy settings as transformers' generate would use them for this checkpoint."""
     gen = model.generation_config
@@ -205,7 +193,7 @@ def convert(model: str, output: Path, font: str | None = None, opset: int = DEFA
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "opset": opset,
             "precision": "fp32",
-            "libraries": _library_versions(),
+            "libraries": library_versions(),
             "python": platform.python_version(),
             "parameters": sum(p.numel() for p in hf_model.parameters()),
             "weight_bytes": weight_bytes,

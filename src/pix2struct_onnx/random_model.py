@@ -34,18 +34,11 @@ LARGE = {
     "max_patches": 4096,
 }
 
+# Same architecture, tiny sizes: the test suite's model.
 TINY = {
-    "text": dict(
-        vocab_size=0, hidden_size=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=32, relative_attention_max_distance=128,
-        dense_act_fn="gelu_new", layer_norm_epsilon=1e-6, tie_word_embeddings=False,
-        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-    ),
-    "vision": dict(
-        hidden_size=32, patch_embed_hidden_size=768, d_ff=64, num_hidden_layers=2,
-        num_attention_heads=4, d_kv=8, patch_size=16, seq_len=4096, dense_act_fn="gelu_new",
-        layer_norm_eps=1e-6,
-    ),
+    "text": dict(FULL_SIZE["text"], vocab_size=0, hidden_size=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4),
+    "vision": dict(FULL_SIZE["vision"], hidden_size=32, d_ff=64, num_hidden_layers=2, num_attention_heads=4,
+                   d_kv=8),
     "max_patches": 256,
 }
 
