@@ -32,7 +32,7 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-# A run returns: {"preprocess": s, "encoder": s, "steps": [s, ...], "total": s, "tokens": [ids]}
+# A run returns: {"preprocess": s, "encoder": s, "steps": [s, ...], "total": s, "tokens": [ids], "answer": text}
 Run = Callable[[], dict]
 
 
@@ -42,8 +42,11 @@ def load_pytorch(path: Path, image, question: str, tokens: int, threads: int, fo
     from transformers import Pix2StructForConditionalGeneration, Pix2StructImageProcessor, StoppingCriteria
 
     torch.set_num_threads(threads)
+    from transformers import AutoTokenizer
+
     model = Pix2StructForConditionalGeneration.from_pretrained(path).eval()
     processor = Pix2StructImageProcessor.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
 
     class StepClock(StoppingCriteria):  # called once after every decoding step
         def __init__(self):
@@ -68,7 +71,7 @@ def load_pytorch(path: Path, image, question: str, tokens: int, threads: int, fo
         t3 = time.perf_counter()
         stamps = [t2] + clock.stamps
         return {"preprocess": t1 - t0, "encoder": t2 - t1, "steps": list(np.diff(stamps)), "total": t3 - t0,
-                "tokens": out[0, 1:].tolist()}
+                "tokens": out[0, 1:].tolist(), "answer": tokenizer.decode(out[0], skip_special_tokens=True)}
 
     return run, None
 
@@ -94,7 +97,7 @@ def load_onnxruntime(path: Path, image, question: str, tokens: int, threads: int
         if result.step_logits:
             logits.extend(result.step_logits)
         return {"preprocess": t1 - t0, "encoder": t2 - t1, "steps": result.step_seconds, "total": t3 - t0,
-                "tokens": result.tokens[0].tolist()}
+                "tokens": result.tokens[0].tolist(), "answer": qa.detokenizer.decode(result.tokens[0].tolist())}
 
     return run, logits
 

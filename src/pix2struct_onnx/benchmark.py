@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "total": summarize([r["total"] for r in runs]),
             "tokens_per_second": len(runs[0]["steps"]) / float(np.median([sum(r["steps"]) for r in runs])),
             "encoder_gflops": gflop / encoder["median"],
-            "token_ids": token_ids, "identical_to_reference": first_difference is None
+            "token_ids": token_ids, "answer": runs[0].get("answer", ""), "identical_to_reference": first_difference is None
             and len(token_ids) == len(reference_tokens), "first_difference": first_difference,
             "runs_raw": runs,
         }

@@ -92,6 +92,8 @@ def render(results: dict, charts: list[str]) -> str:
     row("encoder GFLOP/s (share of the fp32 peak)",
         lambda v: f"{v['encoder_gflops']:.0f} ({v['encoder_gflops'] / machine['peak_gflops_fp32'] * 100:.0f}%)"
         if machine.get("peak_gflops_fp32") else f"{v['encoder_gflops']:.0f}")
+    row("answer (first 40 characters)",
+        lambda v: " ".join(v.get("answer", "")[:40].split()).replace("|", "\\|") or "(empty)")
     row("tokens identical to the first column", lambda v: "yes" if v["identical_to_reference"]
         else f"no, from step {v['first_difference']}")
     lines.append("")
