@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             Variant("graph optimisation: none", "onnxruntime", onnx_dir, ("*",),
                     tuning=(("graph_optimization", "disable"),)),
             Variant("memory patterns on", "onnxruntime", onnx_dir, ("*",), tuning=(("mem_pattern", True),)),
+            Variant("memory arena off", "onnxruntime", onnx_dir, ("*",), tuning=(("arena", False),)),
         ]
         results["levers"] = [measure(lever) for lever in levers]
     if {"ONNX Runtime fp32", "ONNX Runtime int8"} <= set(step_logits):
