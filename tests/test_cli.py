@@ -232,3 +232,32 @@ def test_garbage_graph_of_the_right_size_is_reported(tiny_onnx, tmp_path):
     (model / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFolderError, match="cannot be loaded by ONNX Runtime"):
         DocumentQA(model)
+
+
+def test_manifest_entry_outside_the_folder_is_refused(tiny_onnx, sample_image, tmp_path):
+    model = broken_copy(tiny_onnx, tmp_path)
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["files"]["../outside.txt"] = {"bytes": 1, "sha256": "0"}
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    result = run_script("inference.py", "-m", str(model), "-i", str(sample_image), "-q", "Total?")
+    assert_one_line_error(result, 1, "invalid entry")
+
+
+def test_graph_with_other_names_is_refused(tiny_onnx, tmp_path):
+    """A decoder whose inputs differ from what config.json names (e.g. from another exporter)."""
+    import onnx
+
+    from pix2struct_onnx.errors import ModelFolderError
+    from pix2struct_onnx.folder import describe_files
+
+    model = broken_copy(tiny_onnx, tmp_path)
+    graph = onnx.load(str(model / "decoder.onnx"))
+    for node in graph.graph.node:
+        node.input[:] = ["ids" if name == "input_ids" else name for name in node.input]
+    graph.graph.input[0].name = "ids"
+    onnx.save(graph, str(model / "decoder.onnx"))
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["files"] = describe_files(model)
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFolderError, match="inputs and outputs"):
+        DocumentQA(model)

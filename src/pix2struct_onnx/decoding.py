@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,8 +26,6 @@ def greedy_decode(sessions: Sessions, cross: dict[str, np.ndarray], encoder_atte
     min_new_tokens forbids EOS for that many steps, like generate(min_new_tokens=...); benchmarks
     use it to give every runtime the same number of steps.
     """
-    import time
-
     clock = clock or time.perf_counter
     max_new_tokens = max(1, min(max_new_tokens, MAX_NEW_TOKENS_CAP))
     batch = encoder_attention_mask.shape[0]

@@ -173,6 +173,8 @@ def open_model_folder(path: str | Path, verify_checksums: bool = False) -> Model
     if not isinstance(files, dict) or not files:
         raise ModelFolderError(f"{manifest_path} lists no files; re-run convert.py")
     for name, entry in files.items():
+        if not isinstance(entry, dict) or Path(name).name != name or name in (".", ".."):
+            raise ModelFolderError(f"{manifest_path} has an invalid entry {name!r}; re-run convert.py")
         file_path = folder / name
         if not file_path.is_file():
             raise ModelFolderError(f"{file_path} is missing from the model folder; re-run convert.py")

@@ -66,10 +66,15 @@ class Sessions:
         self.decoder = _load(folder.decoder_path, options, providers)
         self._encoder_outputs = [self.names.encoder_hidden_states, *self.names.cross_names()]
         self._decoder_outputs = ["logits", *self.names.present_names()]
-        expected = set(self._encoder_outputs)
-        if not expected <= {o.name for o in self.encoder.get_outputs()}:
-            raise ModelFolderError(f"{folder.encoder_path} does not have the outputs config.json names; "
-                                   "re-run convert.py")
+        for session, path, inputs, outputs in [
+                (self.encoder, folder.encoder_path, ["flattened_patches", "attention_mask"], self._encoder_outputs),
+                (self.decoder, folder.decoder_path,
+                 ["input_ids", "encoder_attention_mask", *self.names.past_names(), *self.names.cross_names()],
+                 self._decoder_outputs)]:
+            if not (set(inputs) <= {i.name for i in session.get_inputs()}
+                    and set(outputs) <= {o.name for o in session.get_outputs()}):
+                raise ModelFolderError(f"{path} does not have the inputs and outputs config.json describes; "
+                                       "re-run convert.py")
 
     def encode(self, flattened_patches: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
         """(B, P, F), (B, P) -> cross-attention keys/values per layer, each (B, H, P, d)."""
