@@ -152,15 +152,23 @@ def _antialias_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndar
 
 def resize_bilinear_antialias(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """torch.nn.functional.interpolate(bilinear, align_corners=False, antialias=True) of (H, W, C) float32."""
-    image = image.astype(np.float32, copy=False)
-    index, weights = _antialias_weights(image.shape[1], width)  # width first, as torch does
-    wide = np.zeros((image.shape[0], width, image.shape[2]), dtype=np.float32)
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    rows, _, channels = image.shape
+    # Width first, as torch does; taps accumulate in order into preallocated buffers.
+    index, weights = _antialias_weights(image.shape[1], width)
+    wide = np.zeros((rows, width, channels), dtype=np.float32)
+    tap = np.empty_like(wide)
     for k in range(index.shape[1]):
-        wide += weights[None, :, k, None] * image[:, index[:, k], :]
-    index, weights = _antialias_weights(image.shape[0], height)
-    out = np.zeros((height, width, image.shape[2]), dtype=np.float32)
+        np.take(image, index[:, k], axis=1, out=tap)
+        tap *= weights[None, :, k, None]
+        wide += tap
+    index, weights = _antialias_weights(rows, height)
+    out = np.zeros((height, width, channels), dtype=np.float32)
+    tap = np.empty_like(out)
     for k in range(index.shape[1]):
-        out += weights[:, k, None, None] * wide[index[:, k], :, :]
+        np.take(wide, index[:, k], axis=0, out=tap)
+        tap *= weights[:, k, None, None]
+        out += tap
     return out
 
 
