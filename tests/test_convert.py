@@ -145,3 +145,18 @@ def test_int8_folder_is_checked_and_records_agreement(tiny_hf, font_path, tmp_pa
     with pytest.raises(ConversionError, match="int8 graphs do not match PyTorch"):
         convert(str(tiny_hf), tmp_path / "strict", font=str(font_path), quantize="int8")
     assert not (tmp_path / "strict").exists()
+
+
+def test_convert_without_export_extras_says_what_to_install(tiny_hf, font_path, tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    result = run_script("convert.py", "--model", str(tiny_hf), "--output", str(tmp_path / "m"),
+                        "--font", str(font_path), env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "pip install torch==2.13.0" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "m").exists()

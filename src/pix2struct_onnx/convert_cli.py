@@ -147,8 +147,13 @@ def convert(model: str, output: Path, font: str | None = None, opset: int = DEFA
         progress.stage(f"locating {model}")
         source = resolve_model(model, revision)
         progress.stage("loading the PyTorch model")
-        import torch  # the export extras; inference never imports these
-        from transformers import AutoTokenizer, Pix2StructForConditionalGeneration, Pix2StructImageProcessor
+        try:  # the export extras; inference never imports these
+            import onnx  # noqa: F401
+            import torch
+            from transformers import AutoTokenizer, Pix2StructForConditionalGeneration, Pix2StructImageProcessor
+        except ImportError as exc:
+            raise ConversionError(f"conversion needs the export extras ({exc.name} is missing): "
+                                  "pip install torch==2.13.0 && pip install 'pix2struct-onnx[export]'") from None
 
         from .export import ModelDims, export_decoder, export_encoder
         from .sample import SAMPLE_QUESTION, draw_sample_document
