@@ -57,3 +57,25 @@ def test_encoder_gflop_of_the_base_architecture():
     expected = (12 * layer + 2 * p * 768 * d + 2 * p * d * d * 2 * 12) / 1e9
     assert abs(encoder_gflop(config, 2048) - expected) < 1e-9
     assert 560 < expected < 580
+
+
+def test_refused_int8_folder_leaves_the_other_variants(tmp_path, monkeypatch):
+    """With real weights an int8 folder that fails its check is reported, not benchmarked."""
+    from pix2struct_onnx import benchmark, convert_cli
+    from pix2struct_onnx.errors import ConversionError
+
+    real_convert = convert_cli.convert
+
+    def refusing_int8(model, output, **kwargs):
+        if kwargs.get("quantize") == "int8":
+            raise ConversionError("the int8 graphs do not match PyTorch: greedy tokens differ")
+        return real_convert(model, output, **kwargs)
+
+    monkeypatch.setattr(convert_cli, "convert", refusing_int8)
+    out = tmp_path / "out"
+    assert benchmark.main(["--quick", "--runs", "1", "--workdir", str(tmp_path / "work"),
+                           "--output-dir", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [v["name"] for v in results["variants"]] == ["PyTorch fp32 (transformers)", "ONNX Runtime fp32"]
+    assert "greedy tokens differ" in results["int8_refused"]
+    assert "refused the int8 folder" in (out / "results.md").read_text()

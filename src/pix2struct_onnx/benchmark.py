@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli_common import OneLineParser, library_versions, run_main
-from .errors import InputError
+from .errors import ConversionError, InputError
 
 PROG = "benchmark.py"
 
@@ -129,8 +129,9 @@ def run_variant(variant: Variant, args, image: Path, font: Path, tokens: int, th
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def prepare_models(args, workdir: Path) -> tuple[Path, Path, Path, str]:
-    """Hugging Face folder, fp32 and int8 ONNX folders, and a sentence on which weights they hold."""
+def prepare_models(args, workdir: Path) -> tuple[Path, Path, Path | None, str | None, str]:
+    """Hugging Face folder, fp32 and int8 ONNX folders (None with the reason if int8 was refused),
+    and a sentence on which weights they hold."""
     from .convert_cli import convert
     from .random_model import build_random_model
 
@@ -161,14 +162,19 @@ def prepare_models(args, workdir: Path) -> tuple[Path, Path, Path, str]:
     if not (onnx_dir / "manifest.json").is_file():
         print(f"converting {model} to {onnx_dir}", file=sys.stderr)
         convert(model, onnx_dir, font=font, force=True)
-    int8_dir = workdir / (Path(model).name + "-onnx-int8")
+    int8_dir, int8_refused = workdir / (Path(model).name + "-onnx-int8"), None
     if not (int8_dir / "manifest.json").is_file():
         print(f"converting {model} to {int8_dir} (int8)", file=sys.stderr)
         # Random weights give near-uniform logits whose argmax any quantization moves; the
-        # disagreement is recorded and reported instead of stopping the benchmark.
-        convert(model, int8_dir, font=font, force=True, quantize="int8",
-                accept_int8_disagreement=args.quick or args.random_weights)
-    return hf_dir, onnx_dir, int8_dir, weights
+        # disagreement is recorded and reported instead of stopping the benchmark. Real weights
+        # keep the check: a refused int8 folder is reported and the other variants still run.
+        try:
+            convert(model, int8_dir, font=font, force=True, quantize="int8",
+                    accept_int8_disagreement=args.quick or args.random_weights)
+        except ConversionError as exc:
+            int8_dir, int8_refused = None, str(exc)
+            print(f"int8 variant skipped: {exc}", file=sys.stderr)
+    return hf_dir, onnx_dir, int8_dir, int8_refused, weights
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    hf_dir, onnx_dir, int8_dir, weights = prepare_models(args, workdir)
+    hf_dir, onnx_dir, int8_dir, int8_refused, weights = prepare_models(args, workdir)
 
     from .folder import open_model_folder
     from .sample import draw_sample_document
@@ -200,15 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     variants = [
         Variant("PyTorch fp32 (transformers)", "pytorch", hf_dir, ("*.safetensors", "*.bin")),
         Variant("ONNX Runtime fp32", "onnxruntime", onnx_dir, ("*",)),
-        Variant("ONNX Runtime int8", "onnxruntime", int8_dir, ("*",)),
     ]
+    if int8_dir is not None:
+        variants.append(Variant("ONNX Runtime int8", "onnxruntime", int8_dir, ("*",)))
     hf_config = json.loads((hf_dir / "config.json").read_text())
     gflop = encoder_gflop(hf_config, folder.config.preprocess.max_patches)
     results = {"weights": weights, "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
                "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_info(),
                "libraries": library_versions(), "image": image.name, "question": args.question,
                "tokens": tokens, "threads": threads, "runs": args.runs, "encoder_gflop": gflop,
-               "max_patches": folder.config.preprocess.max_patches, "variants": []}
+               "max_patches": folder.config.preprocess.max_patches, "variants": [],
+               "int8_refused": int8_refused}
     reference_tokens = None
     step_logits = {}
 

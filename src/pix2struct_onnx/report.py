@@ -97,6 +97,8 @@ def render(results: dict, charts: list[str]) -> str:
     row("tokens identical to the first column", lambda v: "yes" if v["identical_to_reference"]
         else f"no, from step {v['first_difference']}")
     lines.append("")
+    if results.get("int8_refused"):
+        lines += [f"No int8 column: `convert.py --quantize int8` refused the int8 folder: {results['int8_refused']}", ""]
     error = results.get("int8_logit_error")
     if error:
         per_step = ", ".join(f"{e:.2f}" for e in error["per_step_max_abs"])
