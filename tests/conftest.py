@@ -75,6 +75,18 @@ def sample_image(tmp_path_factory, font_path) -> Path:
     return path
 
 
+def blocking_imports(folder: Path, *modules: str) -> dict:
+    """Environment for run_script in which importing these top-level modules fails, as when absent."""
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {modules!r}:\n"
+        "            raise ImportError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    return {"PYTHONPATH": str(folder)}
+
+
 def run_script(script: str, *args: str, env: dict | None = None, cwd: Path | None = None):
     """Run convert.py or inference.py as a user would; returns the CompletedProcess."""
     full_env = dict(os.environ)

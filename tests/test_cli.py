@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import run_script
+from conftest import blocking_imports, run_script
 from pix2struct_onnx.pipeline import DocumentQA
 
 # ---------------------------------------------------------------- answers
@@ -61,15 +61,8 @@ def test_plain_output_for_several_questions_names_each(tiny_onnx, sample_image):
 
 def test_inference_runs_without_torch_or_transformers(tiny_onnx, sample_image, tmp_path, qa):
     """A meta-path hook makes torch and transformers unimportable, as on a runtime-only install."""
-    (tmp_path / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'transformers', 'onnx'):\n"
-        "            raise ImportError(f'{name} is blocked in this test')\n"
-        "sys.meta_path.insert(0, Block())\n")
     result = run_script("inference.py", "-m", str(tiny_onnx), "-i", str(sample_image), "-q", "Total?",
-                        env={"PYTHONPATH": str(tmp_path)})
+                        env=blocking_imports(tmp_path, "torch", "transformers", "onnx"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == qa.answer(sample_image, "Total?").answer.strip()
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, blocking_imports, run_script
 from pix2struct_onnx.convert_cli import convert
 from pix2struct_onnx.errors import ConversionError
 
@@ -148,15 +148,8 @@ def test_int8_folder_is_checked_and_records_agreement(tiny_hf, font_path, tmp_pa
 
 
 def test_convert_without_export_extras_says_what_to_install(tiny_hf, font_path, tmp_path):
-    (tmp_path / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'torch':\n"
-        "            raise ImportError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, Block())\n")
     result = run_script("convert.py", "--model", str(tiny_hf), "--output", str(tmp_path / "m"),
-                        "--font", str(font_path), env={"PYTHONPATH": str(tmp_path)})
+                        "--font", str(font_path), env=blocking_imports(tmp_path, "torch"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "pip install torch==2.13.0" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "m").exists()

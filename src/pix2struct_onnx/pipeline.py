@@ -60,7 +60,9 @@ class DocumentQA:
         image = query.image
         if not isinstance(image, Image.Image):
             image = load_image(image, self.config.preprocess.max_image_pixels)
-        return preprocess_image(image.convert("RGB"), query.question, self.font, self.config.preprocess)
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return preprocess_image(image, query.question, self.font, self.config.preprocess)
 
     def answer_batch(self, queries: list[Query], max_new_tokens: int | None = None,
                      min_new_tokens: int = 0) -> list[Answer]:
