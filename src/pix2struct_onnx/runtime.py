@@ -27,8 +27,8 @@ def session_options(threads: int | None, tuning: dict | None = None) -> ort.Sess
         options.intra_op_num_threads = threads
     options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
     # Memory patterns are planned per input shape and allocated beside the arena: with the growing
-    # decoder cache they add 0.3-0.5 GB of peak memory; their effect on speed swung between 15%
-    # faster and 6% slower across runs (benchmark.py --levers). Lower memory is the steadier win.
+    # decoder cache they add 0.3-0.75 GB of peak memory; their effect on speed swung between 15%
+    # faster and 28% slower across runs (benchmark.py --levers). Lower memory is the steadier win.
     options.enable_mem_pattern = settings["mem_pattern"]
     options.enable_cpu_mem_arena = settings["arena"]
     return options
