@@ -77,27 +77,21 @@ def load_pytorch(path: Path, image, question: str, tokens: int, threads: int, fo
 
 
 def load_onnxruntime(path: Path, image, question: str, tokens: int, threads: int, font: Path, tuning: dict):
-    """This package's pipeline on ONNX Runtime: the code path of inference.py."""
-    from .decoding import greedy_decode
+    """This package's pipeline on ONNX Runtime: the code path of inference.py (DocumentQA.run_batch)."""
     from .pipeline import DocumentQA, Query
-    from .preprocessing import stack_patches
 
     qa = DocumentQA(path, threads=threads, tuning=tuning)
     logits = []
 
     def run() -> dict:
-        t0 = time.perf_counter()
-        patches = stack_patches([qa.preprocess(Query(image, question))])
-        t1 = time.perf_counter()
-        cross = qa.sessions.encode(patches.flattened_patches, patches.attention_mask)
-        t2 = time.perf_counter()
-        result = greedy_decode(qa.sessions, cross, patches.attention_mask, qa.config.generation, tokens,
-                               min_new_tokens=tokens, keep_logits=not logits)
-        t3 = time.perf_counter()
-        if result.step_logits:
-            logits.extend(result.step_logits)
-        return {"preprocess": t1 - t0, "encoder": t2 - t1, "steps": result.step_seconds, "total": t3 - t0,
-                "tokens": result.tokens[0].tolist(), "answer": qa.detokenizer.decode(result.tokens[0].tolist())}
+        batch = qa.run_batch([Query(image, question)], max_new_tokens=tokens, min_new_tokens=tokens,
+                             keep_logits=not logits)
+        if batch.decoded.step_logits:
+            logits.extend(batch.decoded.step_logits)
+        ids = batch.decoded.tokens[0].tolist()
+        return {"preprocess": batch.preprocess_seconds[0], "encoder": batch.encoder_seconds,
+                "steps": batch.decoded.step_seconds, "total": batch.total_seconds, "tokens": ids,
+                "answer": qa.detokenizer.decode(ids)}
 
     return run, logits
 

@@ -149,7 +149,7 @@ def convert(model: str, output: Path, font: str | None = None, opset: int = DEFA
         progress.stage("loading the PyTorch model")
         try:  # the export extras; inference never imports these
             import onnx  # noqa: F401
-            import torch
+            import torch  # noqa: F401
             from transformers import AutoTokenizer, Pix2StructForConditionalGeneration, Pix2StructImageProcessor
         except ImportError as exc:
             raise ConversionError(f"conversion needs the export extras ({exc.name} is missing): "
@@ -239,7 +239,6 @@ def convert(model: str, output: Path, font: str | None = None, opset: int = DEFA
             manifest["precision"] = "int8"
             manifest["fidelity"] = check(INT8_TOLERANCES, "int8", accept_failure=accept_int8_disagreement)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        del torch
         progress.stage(f"writing {output}")
     return manifest
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .decoding import greedy_decode
+from .decoding import DecodeResult, greedy_decode
 from .folder import MAX_NEW_TOKENS_CAP, open_model_folder
 from .preprocessing import load_font, load_image, preprocess_image, stack_patches
 from .runtime import Sessions
@@ -35,6 +35,17 @@ class Answer:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class BatchRun:
+    """One batch through the pipeline: the decoding result and seconds per stage."""
+
+    decoded: DecodeResult
+    preprocess_seconds: list[float]  # per query
+    encoder_seconds: float
+    decode_seconds: float
+    total_seconds: float
 
 
 def trim_generated(tokens: np.ndarray, eos_id: int) -> list[int]:
@@ -64,9 +75,9 @@ class DocumentQA:
             image = image.convert("RGB")
         return preprocess_image(image, query.question, self.font, self.config.preprocess)
 
-    def answer_batch(self, queries: list[Query], max_new_tokens: int | None = None,
-                     min_new_tokens: int = 0) -> list[Answer]:
-        """Answer queries together: one encoder run and one decoding loop for the batch."""
+    def run_batch(self, queries: list[Query], max_new_tokens: int | None = None, min_new_tokens: int = 0,
+                  keep_logits: bool = False) -> BatchRun:
+        """Preprocess, encode once and decode the batch, timing each stage (answer_batch's engine)."""
         generation = self.config.generation
         limit = min(max_new_tokens or generation.max_new_tokens, MAX_NEW_TOKENS_CAP)
         start = time.perf_counter()
@@ -81,18 +92,24 @@ class DocumentQA:
         encoder_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         decoded = greedy_decode(self.sessions, cross, patches.attention_mask, generation, limit,
-                                min_new_tokens=min_new_tokens)
+                                min_new_tokens=min_new_tokens, keep_logits=keep_logits)
         decode_seconds = time.perf_counter() - t0
-        total = time.perf_counter() - start
+        return BatchRun(decoded=decoded, preprocess_seconds=per_item_preprocess, encoder_seconds=encoder_seconds,
+                        decode_seconds=decode_seconds, total_seconds=time.perf_counter() - start)
+
+    def answer_batch(self, queries: list[Query], max_new_tokens: int | None = None,
+                     min_new_tokens: int = 0) -> list[Answer]:
+        """Answer queries together: one encoder run and one decoding loop for the batch."""
+        run = self.run_batch(queries, max_new_tokens, min_new_tokens)
         answers = []
         for i, query in enumerate(queries):
-            ids = trim_generated(decoded.tokens[i], generation.eos_token_id)
+            ids = trim_generated(run.decoded.tokens[i], self.config.generation.eos_token_id)
             answers.append(Answer(
                 image=str(query.image) if not isinstance(query.image, Image.Image) else "<image>",
                 question=query.question, answer=self.detokenizer.decode(ids), token_ids=ids,
                 num_tokens=len(ids), batch_size=len(queries),
-                timings={"preprocess": per_item_preprocess[i], "encoder": encoder_seconds,
-                         "decode": decode_seconds, "total": total}))
+                timings={"preprocess": run.preprocess_seconds[i], "encoder": run.encoder_seconds,
+                         "decode": run.decode_seconds, "total": run.total_seconds}))
         return answers
 
     def answer(self, image, question: str, max_new_tokens: int | None = None) -> Answer:
