@@ -1,6 +1,7 @@
 """inference.py: answer questions about document images with a converted model folder.
 
-Imports only onnxruntime, numpy, Pillow and tokenizers (through the pipeline).
+Imports only onnxruntime, numpy, Pillow and tokenizers (through the pipeline); with --engine native,
+the C++ engine (pix2struct_native) instead.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def build_parser() -> OneLineParser:
                                                                    "(default: ONNX Runtime's choice)")
     parser.add_argument("--provider", default="cpu", choices=["cpu", "cuda"],
                         help="execution provider (cuda needs onnxruntime-gpu)")
+    parser.add_argument("--engine", default="onnxruntime", choices=["onnxruntime", "native"],
+                        help="onnxruntime (default) or native: the C++ engine with OpenVINO, if built "
+                             "(pip install ./cpp); it reads PNG and JPEG images")
     parser.add_argument("--verify", action="store_true",
                         help="also check the SHA-256 of the ONNX files against the manifest")
     return parser
@@ -105,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     for question in args.question:
         check_question(question)
 
-    qa = DocumentQA(args.model, threads=args.threads, provider=args.provider, verify_checksums=args.verify)
+    if args.engine == "native":
+        if args.provider != "cpu":
+            raise InputError("--engine native runs on the CPU here; leave out --provider")
+        from .native import NativeDocumentQA
+
+        qa = NativeDocumentQA(args.model, threads=args.threads, verify_checksums=args.verify)
+    else:
+        qa = DocumentQA(args.model, threads=args.threads, provider=args.provider, verify_checksums=args.verify)
     queries = pair_queries(args.image, args.question, qa.config.generation.default_question) if args.image else []
     if args.jsonl:
         queries += read_jsonl(Path(args.jsonl))

@@ -52,7 +52,7 @@ def render(results: dict, charts: list[str]) -> str:
     base = variants[0]
     machine = results["machine"]
     lines = [
-        "# Benchmark: Pix2Struct-DocVQA, Hugging Face PyTorch vs ONNX",
+        "# Benchmark: Pix2Struct-DocVQA, Hugging Face PyTorch vs ONNX Runtime vs the native C++ engine",
         "",
         f"**Weights: {results['weights']}.**",
         "",
@@ -99,6 +99,10 @@ def render(results: dict, charts: list[str]) -> str:
     lines.append("")
     if results.get("int8_refused"):
         lines += [f"No int8 column: `convert.py --quantize int8` refused the int8 folder: {results['int8_refused']}", ""]
+    if results.get("native_missing"):
+        lines += [f"No native C++ column: {results['native_missing']}.", ""]
+    for name, reason in (results.get("failed_variants") or {}).items():
+        lines += [f"No column for {name}: {reason}.", ""]
     error = results.get("int8_logit_error")
     if error:
         per_step = ", ".join(f"{e:.2f}" for e in error["per_step_max_abs"])
@@ -146,6 +150,10 @@ def render(results: dict, charts: list[str]) -> str:
         "separately and its output handed to `generate`.",
         "- ONNX Runtime: the code path of `inference.py` (`DocumentQA`): numpy preprocessing, `encoder.onnx` once, "
         "then `decoder.onnx` once per token with the KV cache, full graph optimisation.",
+        "- Native C++: the engine in `cpp/` (the code path of `pix2struct-answer`) through its Python binding: "
+        "C++ preprocessing (libpng/libjpeg, FreeType and HarfBuzz for the header), the same two graphs compiled "
+        "by OpenVINO with f32 inference precision, greedy decoding with the KV cache in ping-pong buffers. "
+        "Its process is a Python process, so its memory and load time include the interpreter.",
         f"- Every variant generates exactly {results['tokens']} tokens (EOS suppressed until then, as "
         "`generate(min_new_tokens=...)`), so decoding work is equal whatever the weights say.",
         f"- Encoder work: {results['encoder_gflop']:.0f} GFLOP per pass at {results['max_patches']} patches "
