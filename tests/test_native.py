@@ -255,15 +255,35 @@ def test_inference_py_without_the_native_build(tiny_onnx, pages, tmp_path):
     assert plain.returncode == 0 and plain.stdout.strip()
 
 
-def test_cpp_unit_tests_pass(tiny_onnx, font_path, pages):
-    """Configures and builds cpp/ with its GoogleTest tests (incremental in cpp/build/dev), runs ctest."""
+@pytest.fixture(scope="module")
+def cpp_build() -> Path:
+    """cpp/ configured and built with its GoogleTest tests and parity tools (incremental in cpp/build/dev)."""
     build = ROOT / "cpp" / "build" / "dev"
-    env = dict(os.environ, P2S_TEST_FONT=str(font_path), P2S_TEST_MODEL=str(tiny_onnx), P2S_TEST_IMAGE=str(pages[0]))
-    steps = [["cmake", "-S", str(ROOT / "cpp"), "-B", str(build), "-DP2S_BUILD_TESTS=ON",
-              f"-DPython3_EXECUTABLE={sys.executable}"],
-             ["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)],
-             ["ctest", "--test-dir", str(build), "--output-on-failure"]]
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True, env=env, timeout=1800)
+    for step in [["cmake", "-S", str(ROOT / "cpp"), "-B", str(build), "-DP2S_BUILD_TESTS=ON",
+                  f"-DPython3_EXECUTABLE={sys.executable}"],
+                 ["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)]]:
+        result = subprocess.run(step, capture_output=True, text=True, timeout=1800)
         assert result.returncode == 0, f"{' '.join(step)}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return build
+
+
+def test_cpp_unit_tests_pass(cpp_build, tiny_onnx, font_path, pages):
+    env = dict(os.environ, P2S_TEST_FONT=str(font_path), P2S_TEST_MODEL=str(tiny_onnx), P2S_TEST_IMAGE=str(pages[0]))
+    result = subprocess.run(["ctest", "--test-dir", str(cpp_build), "--output-on-failure"], capture_output=True,
+                            text=True, env=env, timeout=1800)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "100% tests passed" in result.stdout and "Skipped" not in result.stdout, result.stdout[-2000:]
+
+
+def test_image_decoding_sweep_equals_pillow(cpp_build):
+    """427 generated PNG/JPEG files (bit depths, colour types, interlacing, EXIF, damage): same bytes or both fail."""
+    result = subprocess.run([sys.executable, str(ROOT / "cpp" / "tools" / "check_image_io.py"), "--binary",
+                             str(cpp_build / "check_image_io")], capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_header_sweep_equals_pillow(cpp_build):
+    """Headers for 7 page shapes x 11 questions per installed font, wrapping and resize sweeps: identical bytes."""
+    result = subprocess.run([sys.executable, str(ROOT / "cpp" / "tools" / "check_header.py"),
+                             str(cpp_build / "check_header")], capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0 and "ALL EQUAL" in result.stdout, result.stdout[-4000:] + result.stderr[-2000:]

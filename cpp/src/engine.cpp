@@ -2,6 +2,7 @@
 #include "pix2struct/engine.hpp"
 
 #include <chrono>
+#include <mutex>
 
 #include "header.hpp"
 #include "image_io.hpp"
@@ -18,6 +19,7 @@ struct Engine::Impl {
     Detokenizer detokenizer;
     HeaderFont font;
     ModelInfo info;
+    std::mutex running;  // one batch at a time: the infer requests and cache buffers are shared
 
     Impl(const std::string& model_dir, const EngineOptions& options)
         : folder(open_model_folder(model_dir, options.verify_checksums)),
@@ -74,6 +76,7 @@ std::vector<Answer> Engine::answer_batch(const std::vector<Query>& queries, int 
         }
         preprocess_seconds.push_back(seconds(t0));
     }
+    std::lock_guard<std::mutex> lock(impl_->running);
     auto t0 = clock::now();
     impl_->graphs.encode(patches.data(), mask.data(), batch);
     const double encoder_seconds = seconds(t0);

@@ -466,6 +466,11 @@ def damaged_cases() -> list[Case]:
         flipped = bytearray(jpeg)
         flipped[sos + offset] ^= 0x5A
         cases.append(Case(f"jpeg scan byte {offset} flipped", bytes(flipped)))
+    # libjpeg-turbo 3 (Pillow) rejects a second SOF before reading its length, 2.1 only after it.
+    cases.append(Case("jpeg EOI replaced by SOF0", jpeg[:-1] + b"\xc0"))
+    cases.append(Case("jpeg EOI replaced by SOF9 + 1 byte", jpeg[:-1] + b"\xc9\x00"))
+    cases.append(Case("jpeg trailing SOF2 with a full header", jpeg[:-2] + b"\xff\xc2\x00\x11\x08\x00\x10\x00\x10\x03"))
+    cases.append(Case("jpeg trailing DHT marker", jpeg[:-2] + b"\xff\xc4"))
     cases.append(Case("jpeg garbage after SOI", b"\xff\xd8\xff" + bytes(RNG.integers(0, 256, 200, dtype=np.uint8))))
     cases.append(Case("jpeg over max_pixels", jpeg, max_pixels=64 * 80 - 1))
     cases.append(Case("jpeg 12-bit SOF", jpeg.replace(b"\xff\xc0\x00\x11\x08", b"\xff\xc0\x00\x11\x0c", 1)))

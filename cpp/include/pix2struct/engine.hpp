@@ -59,6 +59,8 @@ struct ModelInfo {
 // Hard cap on decoding steps, whatever the caller asks (as MAX_NEW_TOKENS_CAP in Python).
 constexpr int kMaxNewTokensCap = 1024;
 
+// Calls may come from several threads: preprocessing runs concurrently, the graphs one batch at a
+// time (for parallel batches, use one Engine per thread).
 class Engine {
 public:
     // Checks the folder against its manifest and compiles both graphs. Throws ModelFolderError.
