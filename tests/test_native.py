@@ -149,6 +149,38 @@ def test_tokens_equal_transformers_generate(engine, hf_model, hf_image_processor
     assert [a.text for a in answers] == [tokenizer.decode(ids, skip_special_tokens=True) for ids in expected]
 
 
+@pytest.fixture(scope="module")
+def external_data_folder(tiny_onnx, tmp_path_factory) -> Path:
+    """The tiny folder with its weights in *.onnx.data files, as convert.py writes every real model."""
+    import onnx
+
+    from pix2struct_onnx.folder import MANIFEST_FILE, describe_files
+
+    folder = tmp_path_factory.mktemp("external") / "model"
+    folder.mkdir()
+    for item in Path(tiny_onnx).iterdir():
+        if item.suffix == ".onnx":
+            onnx.save_model(onnx.load(str(item)), str(folder / item.name), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=item.name + ".data", size_threshold=0)
+        else:
+            (folder / item.name).write_bytes(item.read_bytes())
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["files"] = describe_files(folder)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert (folder / "decoder.onnx.data").stat().st_size > (folder / "decoder.onnx").stat().st_size
+    return folder
+
+
+def test_external_data_folder_answers_the_same(external_data_folder, qa, pages):
+    """Weights mapped from *.onnx.data, whose resident pages the engine drops after compiling."""
+    engine = native.Engine(str(external_data_folder), threads=1)
+    queries = [Query(path, question) for path, question in zip(pages[:3], QUESTIONS)]
+    expected = qa.answer_batch(queries)
+    for _ in range(2):  # pages dropped after loading are read back from the file when needed
+        answers = engine.answer_batch([str(q.image) for q in queries], [q.question for q in queries])
+        assert [list(a.token_ids) for a in answers] == [e.token_ids for e in expected]
+
+
 def test_min_and_max_new_tokens(engine, qa, pages):
     [capped] = engine.answer_batch([str(pages[0])], [QUESTIONS[0]], 3)
     assert len(capped.token_ids) == 3

@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <sys/mman.h>
 
 #include <openvino/frontend/manager.hpp>
 
@@ -55,6 +60,30 @@ ov::CompiledModel compile(ov::Core& core, const std::string& path, const std::st
     return compiled;
 }
 
+// OpenVINO maps a graph's external weights (*.onnx.data) read-only and keeps the mapping for the
+// compiled model's life, though its CPU kernels work from repacked copies of most weights. The
+// pages it read while repacking stay resident and count against the process: 1.13 GB for the base
+// model. Dropping them (MADV_DONTNEED on a read-only shared file mapping loses nothing; a page still
+// needed is read back from the file on its next access) brings resident memory down to what is used.
+void drop_resident_weight_pages(const std::string& graph_path) {
+    std::error_code error;
+    const auto weights = std::filesystem::canonical(graph_path + ".data", error);
+    if (error) return;
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+        std::istringstream fields(line);
+        std::string range, perms, offset, device, inode, path;
+        fields >> range >> perms >> offset >> device >> inode;
+        std::getline(fields >> std::ws, path);
+        if (path != weights.string() || perms.size() < 2 || perms[1] != '-') continue;  // read-only only
+        const auto dash = range.find('-');
+        const uintptr_t start = std::stoull(range.substr(0, dash), nullptr, 16);
+        const uintptr_t end = std::stoull(range.substr(dash + 1), nullptr, 16);
+        madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
+    }
+}
+
 }  // namespace
 
 Graphs::Graphs(const ModelFolder& folder, const std::string& device, int threads, const std::string& cache_dir)
@@ -76,15 +105,18 @@ Graphs::Graphs(const ModelFolder& folder, const std::string& device, int threads
         for (const auto& d : devices) known += (known.empty() ? "" : ", ") + d;
         throw InputError("OpenVINO has no device " + device + " here (available: " + known + ")");
     }
-    std::vector<std::string> encoder_outputs = cross_names_;
-    encoder_ = compile(core_, folder.encoder_path(), device, threads, {"flattened_patches", "attention_mask"},
-                       encoder_outputs);
+    // The larger graph first: each compile peaks at its mapped weights plus their repacked copies,
+    // and the first one's mapped pages are dropped before the second starts.
     std::vector<std::string> decoder_inputs{"input_ids", "encoder_attention_mask"};
     decoder_inputs.insert(decoder_inputs.end(), past_names_.begin(), past_names_.end());
     decoder_inputs.insert(decoder_inputs.end(), cross_names_.begin(), cross_names_.end());
     std::vector<std::string> decoder_outputs{"logits"};
     decoder_outputs.insert(decoder_outputs.end(), present_names_.begin(), present_names_.end());
     decoder_ = compile(core_, folder.decoder_path(), device, threads, decoder_inputs, decoder_outputs);
+    drop_resident_weight_pages(folder.decoder_path());
+    encoder_ = compile(core_, folder.encoder_path(), device, threads, {"flattened_patches", "attention_mask"},
+                       cross_names_);
+    drop_resident_weight_pages(folder.encoder_path());
     encode_request_ = encoder_.create_infer_request();
     decode_request_ = decoder_.create_infer_request();
     cache_a_.resize(past_names_.size());
