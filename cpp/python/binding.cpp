@@ -135,25 +135,7 @@ NB_MODULE(_native, m) {
     m.def("wrap_question", [](const std::string& text, int width) {
         std::vector<std::string> lines;
         for (const auto& line : p2s::wrap_question(p2s::utf8_to_u32(text), width)) {
-            std::string utf8;
-            for (char32_t c : line) {
-                if (c < 0x80) {
-                    utf8 += static_cast<char>(c);
-                } else if (c < 0x800) {
-                    utf8 += static_cast<char>(0xC0 | (c >> 6));
-                    utf8 += static_cast<char>(0x80 | (c & 0x3F));
-                } else if (c < 0x10000) {
-                    utf8 += static_cast<char>(0xE0 | (c >> 12));
-                    utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-                    utf8 += static_cast<char>(0x80 | (c & 0x3F));
-                } else {
-                    utf8 += static_cast<char>(0xF0 | (c >> 18));
-                    utf8 += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-                    utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-                    utf8 += static_cast<char>(0x80 | (c & 0x3F));
-                }
-            }
-            lines.push_back(utf8);
+            lines.push_back(p2s::u32_to_utf8(line));
         }
         return lines;
     }, "text"_a, "width"_a);

@@ -12,6 +12,9 @@ namespace p2s {
 // UTF-8 -> code points; throws InputError on invalid UTF-8.
 std::u32string utf8_to_u32(const std::string& text);
 
+// Code points -> UTF-8.
+std::string u32_to_utf8(const std::u32string& text);
+
 // Python's textwrap.TextWrapper(width=width).wrap(text).
 std::vector<std::u32string> wrap_question(const std::u32string& text, int width);
 

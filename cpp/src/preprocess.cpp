@@ -161,14 +161,7 @@ void preprocess_page(const RgbImage& page, const std::string& question_utf8, con
         for (size_t i = 0; i < missing.size() && i < 5; ++i) {
             char code[16];
             std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned>(missing[i]));
-            std::u32string one(1, missing[i]);
-            std::string utf8;
-            const char32_t c = missing[i];  // encode the code point back to UTF-8 for the message
-            if (c < 0x80) utf8 += static_cast<char>(c);
-            else if (c < 0x800) { utf8 += static_cast<char>(0xC0 | (c >> 6)); utf8 += static_cast<char>(0x80 | (c & 0x3F)); }
-            else if (c < 0x10000) { utf8 += static_cast<char>(0xE0 | (c >> 12)); utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3F)); utf8 += static_cast<char>(0x80 | (c & 0x3F)); }
-            else { utf8 += static_cast<char>(0xF0 | (c >> 18)); utf8 += static_cast<char>(0x80 | ((c >> 12) & 0x3F)); utf8 += static_cast<char>(0x80 | ((c >> 6) & 0x3F)); utf8 += static_cast<char>(0x80 | (c & 0x3F)); }
-            shown += (i ? ", '" : "'") + utf8 + "' (" + code + ")";
+            shown += (i ? ", '" : "'") + u32_to_utf8(std::u32string(1, missing[i])) + "' (" + code + ")";
         }
         throw InputError("the header font has no glyph for " + shown +
                          "; the model reads questions drawn with this font, so rephrase the question without "

@@ -43,28 +43,6 @@ void write_ppm(const std::string& path, const p2s::RgbImage& image) {
     if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-std::string to_utf8(const std::u32string& text) {
-    std::string out;
-    for (char32_t c : text) {
-        if (c < 0x80) {
-            out += static_cast<char>(c);
-        } else if (c < 0x800) {
-            out += static_cast<char>(0xC0 | (c >> 6));
-            out += static_cast<char>(0x80 | (c & 0x3F));
-        } else if (c < 0x10000) {
-            out += static_cast<char>(0xE0 | (c >> 12));
-            out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (c & 0x3F));
-        } else {
-            out += static_cast<char>(0xF0 | (c >> 18));
-            out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (c & 0x3F));
-        }
-    }
-    return out;
-}
-
 int run(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "--wrap" && argc == 3) {
@@ -74,7 +52,7 @@ int run(int argc, char** argv) {
             std::string joined;
             for (const auto& line : p2s::wrap_question(p2s::utf8_to_u32(record), width)) {
                 if (!joined.empty()) joined += '\n';
-                joined += to_utf8(line);
+                joined += p2s::u32_to_utf8(line);
             }
             std::cout << joined << '\0';
         }
