@@ -191,6 +191,12 @@ def render(results: dict, charts: list[str]) -> str:
         "(a heads x patches x patches mask bias rebuilt in every layer); the ONNX encoder keeps that bias at "
         "1 x patches (docs/DESIGN.md). Both are the same model: tokens are compared in the table above.",
         "- Time for a real document depends on its answer length: multiply the decoding step time by the tokens.",
+        "- The native engine runs the int8 folder (ONNX Runtime's DynamicQuantizeLinear/MatMulInteger graphs) "
+        "through OpenVINO's ONNX frontend, which dequantizes the weights: slower and larger in memory than its "
+        "fp32 run. Its tokens differ from ONNX Runtime int8's because the integer arithmetic differs; with random "
+        "weights neither int8 says anything about accuracy.",
+        "- \"Warm cache\" is the native engine started with `--cache-dir` after one start has filled it: OpenVINO "
+        "loads its compiled graphs instead of the ONNX files.",
     ]
     return "\n".join(lines) + "\n"
 
