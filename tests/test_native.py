@@ -242,6 +242,17 @@ def test_cli_outputs_equal_inference_py(tiny_onnx, pages):
         assert {k: left[k] for k in left if k != "timings"} == {k: right[k] for k in right if k != "timings"}
 
 
+def test_paragraph_separator_refused_by_both(qa, engine, pages):
+    from pix2struct_onnx.errors import InputError
+
+    question = "first part\u2029second part"
+    with pytest.raises(InputError, match="U\\+2029, a paragraph separator") as python_error:
+        qa.answer(pages[0], question)
+    with pytest.raises(native.InputError) as native_error:
+        engine.answer_batch([str(pages[0])], [question])
+    assert str(native_error.value) == str(python_error.value)
+
+
 @pytest.mark.parametrize("case", ["missing image", "corrupt image", "empty question", "huge question",
                                   "bad max tokens", "tiff image", "no glyph", "broken folder"])
 def test_cli_bad_input_one_line(tiny_onnx, tmp_path, pages, case):

@@ -81,9 +81,17 @@ def wrap_question(text: str, wrap_width: int) -> list[str]:
     return textwrap.TextWrapper(width=wrap_width).wrap(text=text)
 
 
+# Paragraph separators that textwrap keeps make Pillow's raqm layout fail (RuntimeError).
+PARAGRAPH_SEPARATORS = "\x1c\x1d\x1e\x85\u2029"
+
+
 def render_text(text: str, font: ImageFont.FreeTypeFont, wrap_width: int, padding: int) -> Image.Image:
     """Draw text black on white, wrapped at wrap_width characters, padded on every side."""
     wrapped = "\n".join(wrap_question(text, wrap_width))
+    separator = next((c for c in wrapped if c in PARAGRAPH_SEPARATORS), None)
+    if separator is not None:
+        raise InputError(f"the question contains U+{ord(separator):04X}, a paragraph separator the header cannot "
+                         "be drawn with; remove it")
     _, _, text_width, text_height = ImageDraw.Draw(Image.new("RGB", (1, 1), "white")).textbbox(
         (0, 0), wrapped, font)
     image = Image.new("RGB", (text_width + 2 * padding, text_height + 2 * padding), "white")
