@@ -96,27 +96,8 @@ def load_onnxruntime(path: Path, image, question: str, tokens: int, threads: int
     return run, logits
 
 
-def load_native(path: Path, image, question: str, tokens: int, threads: int, font: Path, tuning: dict):
-    """The C++ engine (OpenVINO) through its binding: the code path of pix2struct-answer.
-
-    It reads the image file itself (image.filename), as it decodes PNG and JPEG natively.
-    """
-    import pix2struct_native
-
-    engine = pix2struct_native.Engine(str(path), threads=threads, cache_dir=tuning.get("cache_dir", ""))
-
-    def run() -> dict:
-        t0 = time.perf_counter()
-        [answer] = engine.answer_batch([image.filename], [question], tokens, tokens)
-        total = time.perf_counter() - t0
-        timings = answer.timings
-        return {"preprocess": timings["preprocess"], "encoder": timings["encoder"], "steps": list(answer.step_seconds),
-                "total": total, "tokens": list(answer.token_ids), "answer": answer.text}
-
-    return run, None
-
-
-RUNNERS = {"pytorch": load_pytorch, "onnxruntime": load_onnxruntime, "native": load_native}
+# The native engine has a worker of its own, the C++ program pix2struct-bench-native (benchmark.py).
+RUNNERS = {"pytorch": load_pytorch, "onnxruntime": load_onnxruntime}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     image = Image.open(args.image).convert("RGB")
-    image.filename = args.image  # convert() drops it; the native runner reads the file itself
     run, logits = RUNNERS[args.kind](Path(args.path), image, args.question, args.tokens, args.threads,
                                      Path(args.font), json.loads(args.tuning))
     ready = time.time() - args.spawned_at

@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ PROG = "benchmark.py"
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of running the model: a label, a runner kind (bench_worker.RUNNERS) and its files."""
+    """One way of running the model: a label, a runner kind (bench_worker.RUNNERS, or "native" for the
+    C++ worker pix2struct-bench-native) and its files."""
 
     name: str
     kind: str
@@ -112,15 +114,27 @@ def logit_error(fp32_logits, fp32_tokens, int8_logits, int8_tokens) -> dict:
             shared if shared < len(fp32_tokens) else None, "fp32_logit_range": float(np.abs(fp32_logits[np.isfinite(fp32_logits)]).max())}
 
 
+def native_worker() -> Path:
+    """The C++ benchmark worker the native engine's wheel installs beside this Python."""
+    return Path(sysconfig.get_path("scripts")) / "pix2struct-bench-native"
+
+
 def run_variant(variant: Variant, args, image: Path, font: Path, tokens: int, threads: int,
                 logits_out: Path | None) -> dict:
-    command = [sys.executable, "-m", "pix2struct_onnx.bench_worker", "--kind", variant.kind,
-               "--path", str(variant.path), "--image", str(image), "--question", args.question,
-               "--font", str(font), "--tokens", str(tokens), "--runs", str(args.runs),
-               "--threads", str(variant.threads or threads), "--spawned-at", repr(time.time())]
-    if logits_out:
-        command += ["--logits-out", str(logits_out)]
-    command += ["--tuning", json.dumps(dict(variant.tuning))]
+    common = ["--path", str(variant.path), "--image", str(image), "--question", args.question,
+              "--tokens", str(tokens), "--runs", str(args.runs), "--threads", str(variant.threads or threads)]
+    if variant.kind == "native":
+        # A process without Python: load time and memory are the engine's own.
+        command = [str(native_worker()), *common]
+        if dict(variant.tuning).get("cache_dir"):
+            command += ["--cache-dir", str(dict(variant.tuning)["cache_dir"])]
+        command += ["--spawned-at", repr(time.time())]
+    else:
+        command = [sys.executable, "-m", "pix2struct_onnx.bench_worker", "--kind", variant.kind, *common,
+                   "--font", str(font), "--spawned-at", repr(time.time())]
+        if logits_out:
+            command += ["--logits-out", str(logits_out)]
+        command += ["--tuning", json.dumps(dict(variant.tuning))]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
     src = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
@@ -131,11 +145,9 @@ def run_variant(variant: Variant, args, image: Path, font: Path, tokens: int, th
 
 
 def native_unavailable() -> str | None:
-    """None if the C++ engine's binding imports, else why not."""
-    try:
-        import pix2struct_native  # noqa: F401
-    except ImportError as exc:
-        return f"pix2struct_native is not installed ({exc}); build it with 'pip install ./cpp'"
+    """None if the C++ engine's benchmark worker is installed, else why not."""
+    if not native_worker().is_file():
+        return f"{native_worker()} is not installed; build the native engine with 'pip install ./cpp'"
     return None
 
 

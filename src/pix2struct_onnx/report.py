@@ -150,10 +150,10 @@ def render(results: dict, charts: list[str]) -> str:
         "separately and its output handed to `generate`.",
         "- ONNX Runtime: the code path of `inference.py` (`DocumentQA`): numpy preprocessing, `encoder.onnx` once, "
         "then `decoder.onnx` once per token with the KV cache, full graph optimisation.",
-        "- Native C++: the engine in `cpp/` (the code path of `pix2struct-answer`) through its Python binding: "
-        "C++ preprocessing (libpng/libjpeg, FreeType and HarfBuzz for the header), the same two graphs compiled "
-        "by OpenVINO with f32 inference precision, greedy decoding with the KV cache in ping-pong buffers. "
-        "Its process is a Python process, so its memory and load time include the interpreter.",
+        "- Native C++: the engine in `cpp/` (the code path of `pix2struct-answer`) in a C++ process of its own "
+        "(`pix2struct-bench-native`, no Python): C++ image decoding, the header drawn with FreeType and HarfBuzz, "
+        "the same two graphs compiled by OpenVINO with f32 inference precision, greedy decoding with the KV cache "
+        "in ping-pong buffers.",
         f"- Every variant generates exactly {results['tokens']} tokens (EOS suppressed until then, as "
         "`generate(min_new_tokens=...)`), so decoding work is equal whatever the weights say.",
         f"- Encoder work: {results['encoder_gflop']:.0f} GFLOP per pass at {results['max_patches']} patches "
