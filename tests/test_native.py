@@ -181,6 +181,17 @@ def test_external_data_folder_answers_the_same(external_data_folder, qa, pages):
         assert [list(a.token_ids) for a in answers] == [e.token_ids for e in expected]
 
 
+def test_concurrent_calls_answer_as_sequential_ones(engine, pages):
+    """The binding releases the GIL; the engine runs one batch at a time and preprocesses in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [([str(path)], [question]) for path, question in zip(pages, QUESTIONS * 2)]
+    sequential = [list(engine.answer_batch(*job)[0].token_ids) for job in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = [list(answers[0].token_ids) for answers in pool.map(lambda job: engine.answer_batch(*job), jobs)]
+    assert concurrent == sequential
+
+
 def test_min_and_max_new_tokens(engine, qa, pages):
     [capped] = engine.answer_batch([str(pages[0])], [QUESTIONS[0]], 3)
     assert len(capped.token_ids) == 3
