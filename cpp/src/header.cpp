@@ -102,6 +102,17 @@ std::u32string utf8_to_u32(const std::string& text) {
     return out;
 }
 
+bool py_isspace(char32_t c) {
+    switch (c) {
+        case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D: case 0x1E:
+        case 0x1F: case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
+        case 0x202F: case 0x205F: case 0x3000:
+            return true;
+        default:
+            return c >= 0x2000 && c <= 0x200A;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Character classes of Python's str and re (Unicode 14 in Python 3.11; HarfBuzz's tables are
 // used for the general category, they differ only for code points assigned after Unicode 14).
@@ -115,18 +126,6 @@ hb_unicode_general_category_t category(char32_t c) {
 // The whitespace of textwrap's regexes and translate table: textwrap._whitespace (ASCII only).
 bool is_wrap_space(char32_t c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-// str.isspace (what str.strip() removes).
-bool py_isspace(char32_t c) {
-    switch (c) {
-        case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x1C: case 0x1D: case 0x1E:
-        case 0x1F: case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-        case 0x202F: case 0x205F: case 0x3000:
-            return true;
-        default:
-            return c >= 0x2000 && c <= 0x200A;
-    }
 }
 
 // re's \d: category Nd.

@@ -15,6 +15,9 @@ std::u32string utf8_to_u32(const std::string& text);
 // Code points -> UTF-8.
 std::string u32_to_utf8(const std::u32string& text);
 
+// Python's str.isspace for one code point (what str.strip() removes).
+bool py_isspace(char32_t c);
+
 // Python's textwrap.TextWrapper(width=width).wrap(text).
 std::vector<std::u32string> wrap_question(const std::u32string& text, int width);
 

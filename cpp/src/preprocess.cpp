@@ -137,11 +137,7 @@ void extract_patches(const FloatImage& image, const PreprocessConfig& config, fl
 }
 
 void check_question(const std::u32string& question) {
-    const bool blank = std::all_of(question.begin(), question.end(), [](char32_t c) {
-        return c == ' ' || (c >= 0x09 && c <= 0x0D) || c == 0x1C || c == 0x1D || c == 0x1E || c == 0x1F ||
-               c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-               c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-    });
+    const bool blank = std::all_of(question.begin(), question.end(), py_isspace);
     if (blank) {
         throw InputError("the question is empty; pass a question with -q, e.g. -q \"What is the date?\"");
     }

@@ -1,5 +1,7 @@
 #include "runtime.hpp"
 
+#include "pix2struct/engine.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -158,7 +160,7 @@ ov::Tensor Graphs::encoder_output(const std::string& name) { return encode_reque
 GreedyResult Graphs::greedy_decode(const float* attention_mask, int batch, int max_new_tokens, int min_new_tokens) {
     using clock = std::chrono::steady_clock;
     const GenerationConfig& generation = config_.generation;
-    max_new_tokens = std::max(1, std::min(max_new_tokens, 1024));
+    max_new_tokens = std::max(1, std::min(max_new_tokens, kMaxNewTokensCap));
     const size_t b = static_cast<size_t>(batch), heads = config_.num_heads, d = config_.d_kv;
     const size_t patches = config_.preprocess.max_patches;
 

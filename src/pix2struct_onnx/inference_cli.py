@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         qa = NativeDocumentQA(args.model, threads=args.threads, verify_checksums=args.verify)
     else:
         qa = DocumentQA(args.model, threads=args.threads, provider=args.provider, verify_checksums=args.verify)
-    queries = pair_queries(args.image, args.question, qa.config.generation.default_question) if args.image else []
+    queries = pair_queries(args.image, args.question, qa.default_question) if args.image else []
     if args.jsonl:
         queries += read_jsonl(Path(args.jsonl))
     for start in range(0, len(queries), args.batch_size):

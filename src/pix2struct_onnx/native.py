@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InputError, ModelFolderError
-from .folder import open_model_folder
 from .pipeline import Answer, Query
 
 
@@ -29,9 +28,12 @@ class NativeDocumentQA:
     def __init__(self, model_dir: str | Path, threads: int | None = None, verify_checksums: bool = False,
                  device: str = "CPU"):
         self.native = import_native()
-        self.folder = open_model_folder(model_dir, verify_checksums=False)
-        self.config = self.folder.config
+        # The engine checks the folder itself (manifest, sizes, SHA-256), as open_model_folder does.
         self.engine = self._call(self.native.Engine, str(model_dir), threads or 0, device, verify_checksums)
+
+    @property
+    def default_question(self) -> str:
+        return self.engine.default_question
 
     def _call(self, function, *args, **kwargs):
         try:

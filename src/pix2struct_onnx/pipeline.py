@@ -66,6 +66,11 @@ class DocumentQA:
                                          self.config.generation.clean_up_tokenization_spaces)
         self.font = load_font(self.folder.font_path, self.config.preprocess.text_size)
 
+    @property
+    def default_question(self) -> str:
+        """What is asked when no question is given."""
+        return self.config.generation.default_question
+
     def preprocess(self, query: Query) -> np.ndarray:
         """One query -> flattened patches (max_patches, 2 + ph*pw*3)."""
         image = query.image
