@@ -42,9 +42,8 @@ p2s::RgbImage rgb_from_numpy(const U8Image& array) {
 
 NB_MODULE(_native, m) {
     m.doc() = "Native Pix2Struct-DocVQA engine (C++ and OpenVINO)";
-    auto input_error = nb::exception<p2s::InputError>(m, "InputError");
+    nb::exception<p2s::InputError>(m, "InputError");
     nb::exception<p2s::ModelFolderError>(m, "ModelFolderError");
-    (void)input_error;
     m.attr("MAX_NEW_TOKENS_CAP") = p2s::kMaxNewTokensCap;
 
     nb::class_<p2s::Answer>(m, "Answer")

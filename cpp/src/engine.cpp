@@ -31,6 +31,12 @@ struct Engine::Impl {
         info.max_patches = folder.config.preprocess.max_patches;
         info.num_layers = folder.config.num_layers;
     }
+
+    // One query's image file and question -> flattened patches written into out.
+    void preprocess_into(const Query& query, float* out) const {
+        const PreprocessConfig& config = folder.config.preprocess;
+        preprocess_page(load_image(query.image_path, config.max_image_pixels), query.question, font, config, out);
+    }
 };
 
 Engine::Engine(const std::string& model_dir, const EngineOptions& options)
@@ -43,8 +49,7 @@ const ModelInfo& Engine::info() const { return impl_->info; }
 std::vector<float> Engine::preprocess(const Query& query) const {
     const PreprocessConfig& config = impl_->folder.config.preprocess;
     std::vector<float> patches(static_cast<size_t>(config.max_patches) * patch_features(config));
-    preprocess_page(load_image(query.image_path, config.max_image_pixels), query.question, impl_->font, config,
-                    patches.data());
+    impl_->preprocess_into(query, patches.data());
     return patches;
 }
 
@@ -60,19 +65,19 @@ std::vector<Answer> Engine::answer_batch(const std::vector<Query>& queries, int 
                                kMaxNewTokensCap);
     const auto start = clock::now();
     const int batch = static_cast<int>(queries.size());
-    const size_t per_item = static_cast<size_t>(config.preprocess.max_patches) * patch_features(config.preprocess);
+    const size_t features = patch_features(config.preprocess);
+    const size_t per_item = static_cast<size_t>(config.preprocess.max_patches) * features;
     std::vector<float> patches(per_item * batch);
     std::vector<float> mask(static_cast<size_t>(config.preprocess.max_patches) * batch);
     std::vector<double> preprocess_seconds;
     for (int i = 0; i < batch; ++i) {
         const auto t0 = clock::now();
         float* out = patches.data() + per_item * i;
-        preprocess_page(load_image(queries[i].image_path, config.preprocess.max_image_pixels), queries[i].question,
-                        impl_->font, config.preprocess, out);
+        impl_->preprocess_into(queries[i], out);
         // Real patches have a row id of at least 1; padding rows are all zero.
         for (int p = 0; p < config.preprocess.max_patches; ++p) {
             mask[static_cast<size_t>(config.preprocess.max_patches) * i + p] =
-                out[static_cast<size_t>(p) * patch_features(config.preprocess)] != 0.0f ? 1.0f : 0.0f;
+                out[static_cast<size_t>(p) * features] != 0.0f ? 1.0f : 0.0f;
         }
         preprocess_seconds.push_back(seconds(t0));
     }

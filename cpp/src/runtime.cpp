@@ -155,8 +155,6 @@ void Graphs::encode(const float* flattened_patches, const float* attention_mask,
     encode_request_.infer();
 }
 
-ov::Tensor Graphs::encoder_output(const std::string& name) { return encode_request_.get_tensor(name); }
-
 GreedyResult Graphs::greedy_decode(const float* attention_mask, int batch, int max_new_tokens, int min_new_tokens) {
     using clock = std::chrono::steady_clock;
     const GenerationConfig& generation = config_.generation;

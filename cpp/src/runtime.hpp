@@ -31,9 +31,6 @@ public:
     // Greedy search as transformers' generate(do_sample=False, num_beams=1), with the KV cache.
     GreedyResult greedy_decode(const float* attention_mask, int batch, int max_new_tokens, int min_new_tokens);
 
-    // The encoder's hidden states output of the last encode(), for tests.
-    ov::Tensor encoder_output(const std::string& name);
-
 private:
     const ModelConfig config_;
     ov::Core core_;

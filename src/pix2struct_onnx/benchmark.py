@@ -126,8 +126,9 @@ def run_variant(variant: Variant, args, image: Path, font: Path, tokens: int, th
     if variant.kind == "native":
         # A process without Python: load time and memory are the engine's own.
         command = [str(native_worker()), *common]
-        if dict(variant.tuning).get("cache_dir"):
-            command += ["--cache-dir", str(dict(variant.tuning)["cache_dir"])]
+        cache_dir = dict(variant.tuning).get("cache_dir")
+        if cache_dir:
+            command += ["--cache-dir", str(cache_dir)]
         command += ["--spawned-at", repr(time.time())]
     else:
         command = [sys.executable, "-m", "pix2struct_onnx.bench_worker", "--kind", variant.kind, *common,
